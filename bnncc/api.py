@@ -1,0 +1,51 @@
+"""The same calls the CLI makes, for use from Python."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import BnnccError
+from .frontend import import_model
+from .ir import Design
+
+
+def load(model_path: str) -> Design:
+    """ONNX file -> lowered, width-minimized IR."""
+    return import_model(model_path)
+
+
+def inspect_lines(design: Design) -> list[str]:
+    """One line per layer: kind, shapes, datatypes, accumulator width, thresholds."""
+    lines = [f"# {design.source}: input {design.input_name} {list(design.input_shape)} -> "
+             f"output {design.output_name} {list(design.output_shape)}"]
+    q = design.input_stage.quant
+    lines.append(f"host-in   quantize to {q.dtype} stream {list(design.input_stage.hw_shape)}")
+    for layer in design.layers():
+        d = layer.describe()
+        extra = " ".join(f"{k}={v}" for k, v in d.items())
+        lines.append(f"{layer.name:<9} {layer.kind:<13} in={list(layer.in_shape)} "
+                     f"out={list(layer.out_shape)} idt={layer.idt} odt={layer.odt} {extra}")
+    st = design.output_stage
+    ops = ", ".join(op.op for op in st.chain) or "none"
+    lines.append(f"host-out  float ops: {ops}" + (" + top-k" if st.head is not None else ""))
+    lines += [f"note: {n}" for n in design.notes]
+    return lines
+
+
+def input_array(design: Design, x: np.ndarray, path: str = "input") -> np.ndarray:
+    """Check a batch against the model's input shape (leading batch axis)."""
+    want = tuple(design.input_shape[1:])
+    x = np.asarray(x)
+    if x.ndim == len(want) and tuple(x.shape) == want:
+        x = x[None]
+    if tuple(x.shape[1:]) != want:
+        raise BnnccError(f"input batch has shape {list(x.shape)}, the model needs "
+                         f"(N, {', '.join(map(str, want))})", file=path)
+    if not np.issubdtype(x.dtype, np.number):
+        raise BnnccError(f"input batch has dtype {x.dtype}, expected float32", file=path)
+    return x.astype(np.float32)
+
+
+def run(design: Design, x: np.ndarray, engine: str = "golden") -> np.ndarray:
+    if engine == "golden":
+        return design.run(x)
+    raise BnnccError(f"engine '{engine}' is not available")

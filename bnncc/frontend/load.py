@@ -1,0 +1,95 @@
+"""Read and validate an ONNX file before anything else looks at it.
+
+Every problem with the file itself becomes a BnnccError naming the file (and node/op
+when there is one): missing file, corrupt or truncated protobuf, external data outside
+the model's folder, dynamic or zero-size input shapes, graph cycles, unknown domains.
+"""
+from __future__ import annotations
+
+import os
+
+import networkx as nx
+import onnx
+from onnx import external_data_helper
+
+from ..errors import BnnccError, UnsupportedError
+
+CUSTOM_DOMAINS = {"qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general",
+                  "finn", "qonnx"}
+STANDARD_DOMAINS = {"", "ai.onnx"}
+
+
+def _check_external_data(model: onnx.ModelProto, path: str) -> None:
+    base = os.path.dirname(os.path.abspath(path))
+    real_base = os.path.realpath(base)
+    for t in external_data_helper._get_all_tensors(model):
+        if not external_data_helper.uses_external_data(t):
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        loc = info.get("location", "")
+        target = os.path.realpath(os.path.join(base, loc))
+        if os.path.isabs(loc) or os.path.commonpath([real_base, target]) != real_base:
+            raise BnnccError(f"external data of tensor '{t.name}' points outside the "
+                             f"model's folder ({loc!r})", file=path)
+        if not os.path.isfile(target):
+            raise BnnccError(f"external data file {loc!r} of tensor '{t.name}' is missing",
+                             file=path)
+        size = os.path.getsize(target)
+        end = int(info.get("offset", 0)) + int(info.get("length", 0))
+        if end > size:
+            raise BnnccError(f"external data of tensor '{t.name}' is truncated "
+                             f"({loc!r} has {size} bytes, needs {end})", file=path)
+
+
+def _toposort(model: onnx.ModelProto, path: str) -> None:
+    """Sort nodes topologically in place; a cycle is an error."""
+    g = model.graph
+    producers = {}
+    for i, n in enumerate(g.node):
+        for o in n.output:
+            if o:
+                producers[o] = i
+    dg = nx.DiGraph()
+    dg.add_nodes_from(range(len(g.node)))
+    for i, n in enumerate(g.node):
+        for inp in n.input:
+            if inp in producers:
+                dg.add_edge(producers[inp], i)
+    try:
+        order = list(nx.lexicographical_topological_sort(dg))
+    except nx.NetworkXUnfeasible:
+        cyc = nx.find_cycle(dg)
+        n = g.node[cyc[0][0]]
+        raise BnnccError("the graph has a cycle", file=path, node=n.name or n.output[0],
+                         op=n.op_type) from None
+    nodes = [g.node[i] for i in order]
+    del g.node[:]
+    g.node.extend(nodes)
+
+
+def load_onnx(path: str) -> onnx.ModelProto:
+    if not os.path.exists(path):
+        raise BnnccError("no such file", file=path)
+    if not os.path.isfile(path):
+        raise BnnccError("not a file", file=path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        model = onnx.ModelProto()
+        model.ParseFromString(data)
+    except Exception as e:  # protobuf raises DecodeError and friends
+        raise BnnccError(f"not a valid ONNX model (corrupt or truncated protobuf: "
+                         f"{type(e).__name__})", file=path) from None
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise BnnccError("not a valid ONNX model (no graph or empty graph)", file=path)
+    _check_external_data(model, path)
+    try:
+        external_data_helper.load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
+    except Exception as e:
+        raise BnnccError(f"cannot read external data: {e}", file=path) from None
+    for n in model.graph.node:
+        if n.domain not in STANDARD_DOMAINS | CUSTOM_DOMAINS:
+            raise UnsupportedError(f"operator domain '{n.domain}' is not supported",
+                                   file=path, node=n.name or n.output[0], op=n.op_type)
+    _toposort(model, path)
+    return model

@@ -1,0 +1,133 @@
+"""Float semantics of every quantizer bnncc folds into integer thresholds.
+
+Each quantizer maps a float tensor to an integer *level* 0..nlevels-1 (monotone
+non-decreasing in its input) and says which integer value and real value each level
+stands for. The float arithmetic mirrors the reference executors (qonnx's numpy
+implementations, ONNX Sign) operation for operation in float32, so that folding into
+thresholds is exact with respect to the original model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .datatypes import DataType
+
+
+def _round(x: np.ndarray, mode: str) -> np.ndarray:
+    mode = mode.upper()
+    if mode in ("ROUND", "HALF_EVEN"):
+        return np.round(x)
+    if mode == "CEIL":
+        return np.ceil(x)
+    if mode == "FLOOR":
+        return np.floor(x)
+    if mode == "UP":   # away from zero
+        return np.sign(x) * np.ceil(np.abs(x))
+    if mode == "DOWN":  # towards zero
+        return np.fix(x)
+    if mode == "HALF_UP":  # ties away from zero
+        return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    if mode == "HALF_DOWN":  # ties towards zero
+        return np.sign(x) * np.ceil(np.abs(x) - 0.5)
+    raise ValueError(f"unknown rounding mode {mode}")
+
+
+ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
+
+
+@dataclass
+class Quantizer:
+    """Base: `levels(y)` gives integer levels; level L stands for int value base + step*L."""
+
+    dtype: DataType
+    scale: np.ndarray        # real value = scale * (int value - zeropt); broadcastable
+    zeropt: np.ndarray
+
+    @property
+    def nlevels(self) -> int:
+        return (self.dtype.max - self.dtype.min + 1) if not self.dtype.is_bipolar else 2
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def values(self, lv: np.ndarray) -> np.ndarray:
+        if self.dtype.is_bipolar:
+            return 2 * lv - 1
+        return self.dtype.min + lv
+
+    def reference(self, y: np.ndarray) -> np.ndarray:
+        """The float output the original op computes (used by the host input stage checks)."""
+        return ((self.values(self.levels(y)) - self.zeropt) * self.scale).astype(np.float32)
+
+
+@dataclass
+class IntQuant(Quantizer):
+    """QONNX Quant: q = round(clamp(y / scale + zeropt)); clamping comes before rounding."""
+
+    rounding: str = "ROUND"
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        f32 = np.float32
+        q = np.asarray(y, f32) / self.scale.astype(f32) + self.zeropt.astype(f32)
+        if self.dtype.is_bipolar:   # 1-bit signed Quant behaves as bipolar in qonnx
+            return (q >= 0).astype(np.int64)
+        q = np.where(q > self.dtype.max, f32(self.dtype.max), q)
+        q = np.where(q < self.dtype.min, f32(self.dtype.min), q)
+        q = _round(q, self.rounding)
+        return q.astype(np.int64) - self.dtype.min
+
+
+@dataclass
+class BipolarQuant(Quantizer):
+    """QONNX BipolarQuant: +scale where y >= 0, else -scale."""
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        return (np.asarray(y, np.float32) >= 0).astype(np.int64)
+
+
+@dataclass
+class SignQuant(Quantizer):
+    """ONNX Sign: -1, 0, +1. Becomes bipolar when no accumulator value lands on zero."""
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, np.float32)
+        return (y >= 0).astype(np.int64) + (y > 0).astype(np.int64)
+
+
+@dataclass
+class FloatThresholds(Quantizer):
+    """FINN MultiThreshold: level = #{j : y >= T[c, j]} (thresholds per channel)."""
+
+    thresholds: np.ndarray = None   # broadcastable to (..., nT) against y[..., None]
+
+    @property
+    def nlevels(self) -> int:
+        return self.thresholds.shape[-1] + 1
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, np.float32)[..., None]
+        return (y >= self.thresholds.astype(np.float32)).sum(-1).astype(np.int64)
+
+
+@dataclass
+class TruncQuant(Quantizer):
+    """QONNX Trunc (5-input v1 and 6-input v2): drop low bits of an integer-valued input."""
+
+    in_scale: np.ndarray = None
+    in_zeropt: np.ndarray = None
+    trunc_scale: np.ndarray = None   # power of two
+    rounding: str = "FLOOR"
+    clamp: bool = True               # v2 clamps to the output range, v1 does not
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        f32 = np.float32
+        q = np.asarray(y, f32) / self.in_scale.astype(f32) + self.in_zeropt.astype(f32)
+        q = np.round(q) / self.trunc_scale.astype(f32)
+        if self.clamp:
+            q = np.where(q > self.dtype.max, f32(self.dtype.max), q)
+            q = np.where(q < self.dtype.min, f32(self.dtype.min), q)
+        q = _round(q, self.rounding)
+        q = np.clip(q, self.dtype.min, self.dtype.max)
+        return q.astype(np.int64) - self.dtype.min
