@@ -1,8 +1,10 @@
 """One module per hardware layer kind: golden semantics, cycles, and template parameters."""
+from .dwc import WidthConverter
 from .labelselect import LabelSelect
 from .maxpool import MaxPool
 from .mvau import MVAU
 from .swg import SlidingWindow
 from .thresholding import Thresholding
 
-KINDS = {cls.kind: cls for cls in (MVAU, Thresholding, SlidingWindow, MaxPool, LabelSelect)}
+KINDS = {cls.kind: cls for cls in (MVAU, Thresholding, SlidingWindow, MaxPool, LabelSelect,
+                                         WidthConverter)}

@@ -97,3 +97,16 @@ class MVAU(Layer):
 
     def cycles(self) -> int:
         return (self.mh // self.pe) * (self.mw // self.simd) * self.pixels
+
+    def weight_tiles(self) -> np.ndarray:
+        """(PE, MH/PE * MW/SIMD, SIMD) weight values as each PE reads them: PE p owns rows
+        nf * PE + p; address nf * (MW/SIMD) + sf holds columns sf*SIMD .. sf*SIMD+SIMD-1."""
+        nf, sf = self.mh // self.pe, self.mw // self.simd
+        w = self.weights.reshape(nf, self.pe, sf, self.simd)
+        return w.transpose(1, 0, 2, 3).reshape(self.pe, nf * sf, self.simd)
+
+    def threshold_tiles(self) -> np.ndarray:
+        """(PE, MH/PE, nT) thresholds: PE p, address nf holds row nf * PE + p."""
+        nf = self.mh // self.pe
+        t = self.thresholds
+        return t.reshape(nf, self.pe, t.shape[1]).transpose(1, 0, 2)

@@ -50,6 +50,12 @@ class Thresholding(Layer):
     def describe(self) -> dict:
         return {"thresholds": self.thresholds.shape[1], "tdt": str(self.tdt)}
 
+    def threshold_tiles(self) -> np.ndarray:
+        """(PE, C/PE, nT): PE p, address nf holds channel nf * PE + p."""
+        nf = self.channels // self.pe
+        t = self.thresholds
+        return t.reshape(nf, self.pe, t.shape[1]).transpose(1, 0, 2)
+
     def cycles(self) -> int:
         pixels = int(np.prod(self.in_shape[:-1])) if len(self.in_shape) > 1 else 1
         return pixels * self.channels // self.pe
