@@ -640,6 +640,7 @@ class Lowering:
             src.thresholds, src.odt, src.tdt = f.thresholds, f.odt, f.tdt
             src.wdt = DataType.for_values(w) if not src.binary else src.wdt
             src.const_channels = int(f.constant.sum())
+            src.negated = f.negate
             src.src.append(node.name)
             name = src.name
         else:
@@ -718,7 +719,7 @@ class Lowering:
             self.notes.append(f"{node.name}: flattened feature map; weights permuted to "
                               "channels-last stream order")
         layer = self._mvau(node, x, w_hw, ws, wdt, offset, (k,), (m,), pred)
-        mul, addv = self._acc_affine(layer, s, ws, offset)
+        mul, addv = layer.real_of_acc = self._acc_affine(layer, s, ws, offset)
         shape = (1, m)
         return Act(shape, np.arange(m).reshape(shape), layer.name, layer.accdt,
                    [ChainOp("affine", (self.full(mul, shape), self.full(addv, shape)), node.name)])
@@ -772,7 +773,7 @@ class Lowering:
         offset = (add_c[None, :] * (wq * ws[:, None, None, None]).sum((2, 3))).sum(1)
         layer = self._mvau(node, x, w_hw, ws, wdt, offset, (oh, ow, kh * kw * c), (oh, ow, oc),
                            swg.name)
-        mul, addv = self._acc_affine(layer, s, ws, offset)
+        mul, addv = layer.real_of_acc = self._acc_affine(layer, s, ws, offset)
         shape = (1, oc, oh, ow)
         cb = lambda v: self.full(np.asarray(v).reshape(1, oc, 1, 1), shape)
         chain = [ChainOp("affine", (cb(mul), cb(addv)), node.name)]

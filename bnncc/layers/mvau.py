@@ -60,6 +60,12 @@ class MVAU(Layer):
     tdt: DataType = None
     pe: int = 1
     simd: int = 1
+    # provenance for checks and reports: real value of the matmul output as a function
+    # of the accumulator of the *original* weights, (mul, add) per channel, and which
+    # channels threshold folding flipped (their weights are negated / bits inverted)
+    real_of_acc: tuple = None
+    negated: np.ndarray = None
+    const_channels: int = 0
     kind = "MVAU"
 
     @property
@@ -93,6 +99,9 @@ class MVAU(Layer):
             "mode": "xnor-popcount" if self.binary else "multiply",
             "accdt": str(self.accdt),
             "thresholds": 0 if self.thresholds is None else self.thresholds.shape[1],
+            **({"tdt": str(self.tdt)} if self.thresholds is not None else {}),
+            **({"flipped": int(self.negated.sum())} if self.negated is not None else {}),
+            **({"const_channels": self.const_channels} if self.const_channels else {}),
         }
 
     def cycles(self) -> int:

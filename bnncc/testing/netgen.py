@@ -382,44 +382,66 @@ def _margin_bad(mean, var, eps, gamma, beta, unit, lo, hi, bounds):
     return bad
 
 
-def _bn_exact(mean, var, eps, gamma, beta, unit, A) -> bool:
-    """True if y = BN(a) is exact in float32 for every order of evaluation,
-    for all accumulators a = k * unit with |a| <= A (per channel arrays)."""
+def _bn_exact(mean, var, eps, gamma, beta, unit, A) -> np.ndarray:
+    """Per channel: True if y = BN(a) is exact in float32 for every order of
+    evaluation, for all accumulators a = k * unit with |a| <= A * unit."""
     e32 = Fraction(float(np.float32(eps)))
+    ok = np.ones(len(mean), bool)
     for c in range(len(mean)):
-        m, v, g, b = (Fraction(float(np.float32(t[c]))) for t in (mean, var, gamma, beta))
+        vals = [float(t[c]) for t in (mean, var, gamma, beta)]
+        if any(float(np.float32(v)) != v for v in vals):
+            ok[c] = False  # not representable in float32
+            continue
+        m, v, g, b = (Fraction(x) for x in vals)
         u = Fraction(float(unit[c]))
-        amax = Fraction(float(A[c])) * u
+        amax = Fraction(int(A[c])) * u
         s2 = v + e32
+        if s2 <= 0:
+            ok[c] = False
+            continue
         std = Fraction(math.isqrt(s2.numerator), math.isqrt(s2.denominator))
         if std * std != s2 or (std.numerator & (std.numerator - 1)) or (std.denominator & (std.denominator - 1)):
-            return False  # std must be an exact power of two
+            ok[c] = False  # std must be an exact power of two
+            continue
         if g == 0:
             continue
+        big = 10**9
         ns = g / std
-        terms = []  # (grid exponent, max magnitude) of intermediate values
         mns = m * ns
         nb = b - mns
-        grid_d = min(_lsb(u), _lsb(m) if m else 10**9)
-        terms.append((_lsb(u * ns), amax * abs(ns)))  # a*ns
-        for fr in (mns, nb):
-            if fr:
-                terms.append((_lsb(fr), abs(fr)))
-        terms.append((min(_lsb(u * ns), _lsb(nb) if nb else 10**9), amax * abs(ns) + abs(nb)))
-        terms.append((grid_d, amax + abs(m)))  # a - mean
+        grid_d = min(_lsb(u), _lsb(m) if m else big)
         gd_ns = grid_d + _lsb(ns)
-        terms.append((gd_ns, (amax + abs(m)) * abs(ns)))  # (a-mean)*ns
-        gd_std = grid_d - _lsb(std)
-        terms.append((gd_std + _lsb(g), (amax + abs(m)) / std * abs(g)))  # (a-mean)/std*g
-        terms.append((min(gd_ns, gd_std + _lsb(g), _lsb(b) if b else 10**9),
-                      (amax + abs(m)) * abs(ns) + abs(b)))
-        for grid, mag in terms:
-            if mag and _msb(Fraction(mag)) - grid > 22:
-                return False
-    return True
+        gd_std = grid_d - _lsb(std) + _lsb(g)
+        terms = [  # (grid exponent, max magnitude) of intermediate values
+            (_lsb(u * ns), amax * abs(ns)),  # a * (gamma/std)
+            (_lsb(mns) if mns else big, abs(mns)),  # mean * (gamma/std)
+            (_lsb(nb) if nb else big, abs(nb)),  # beta - mean * gamma/std
+            (min(_lsb(u * ns), _lsb(nb) if nb else big), amax * abs(ns) + abs(nb)),
+            (grid_d, amax + abs(m)),  # a - mean
+            (gd_ns, (amax + abs(m)) * abs(ns)),  # (a - mean) * gamma/std
+            (gd_std, (amax + abs(m)) / std * abs(g)),  # (a - mean) / std * gamma
+            (min(gd_ns, gd_std, _lsb(b) if b else big), (amax + abs(m)) * abs(ns) + abs(b)),
+        ]
+        ok[c] = all(not mag or _msb(Fraction(mag)) - grid <= 22 for grid, mag in terms)
+    return ok
+
+
+def _act_fn(act: _Act):
+    if act.kind == "bipolar":
+        return lambda x: _np_bipolar(x, act.scale)
+    if act.kind == "int":
+        return lambda x: _np_quant(x, act.scale, act.bits, True, act.lo == -(2 ** (act.bits - 1)) + 1)
+    return np.sign
 
 
 def _make_bn(B: _Builder, prefix: str, unit, lo, hi, act: _Act, dyadic_ok: bool, info: dict):
+    """Choose and emit a BatchNormalization feeding quantizer ``act``.
+
+    Statistics follow the calibration accumulators (so activations are
+    informative); every channel with gamma != 0 is re-drawn until its quantized
+    output is not (nearly) constant on the calibration set and, depending on the
+    mode, its thresholds keep a float32 margin ("random") or the whole BN is
+    exact in float32 ("dyadic")."""
     rng = B.rng
     acc = B.cal
     C = acc.shape[1]
@@ -427,8 +449,12 @@ def _make_bn(B: _Builder, prefix: str, unit, lo, hi, act: _Act, dyadic_ok: bool,
     m = acc.mean(axis=axes)
     s = acc.std(axis=axes)
     s = np.where(s < unit, unit * 2.0, s)
+    flat = np.moveaxis(acc, 1, -1).reshape(-1, C)
+    varies = flat.min(axis=0) != flat.max(axis=0)
     bounds = _boundaries(act)
     sign_act = act.kind == "sign"
+    qfn = _act_fn(act)
+    A = np.maximum(np.abs(lo), np.abs(hi))
 
     gsign = np.where(rng.random(C) < 0.2, -1.0, 1.0)
     zero_ch = np.zeros(C, bool)
@@ -437,76 +463,89 @@ def _make_bn(B: _Builder, prefix: str, unit, lo, hi, act: _Act, dyadic_ok: bool,
 
     def draw_scale_shift(n):
         if act.kind == "int":
-            span = (act.hi - act.lo) * act.scale
-            g = span * rng.uniform(0.12, 0.45, n)
+            g = act.scale * (act.hi - act.lo + 1) / 4 * 2.0 ** rng.uniform(-0.7, 1.0, n)
             b = act.scale * rng.uniform(act.lo * 0.6, act.hi * 0.6, n)
         else:
             g = 2.0 ** rng.uniform(-2, 2, n)
             b = g * rng.normal(0, 0.5, n)
         return g, b
 
+    def zero_beta(c):
+        if rng.random() < 0.5 and not sign_act:
+            return float(bounds[rng.integers(len(bounds))])  # exact tie, constant channel
+        _, b = draw_scale_shift(1)
+        return float(b[0]) if b[0] != 0 else 0.5
+
     mode = "dyadic" if (dyadic_ok and rng.random() < 0.4) else "random"
     if mode == "dyadic":
-        A = np.maximum(np.abs(lo), np.abs(hi))
-        mean = np.round(m / (unit / 2)) * (unit / 2)
-        std = 2.0 ** np.round(np.log2(s))
-        g, b = draw_scale_shift(C)
-        gamma = gsign * 2.0 ** np.round(np.log2(g)) * rng.choice([1.0, 1.25, 1.5, 1.75], C)
-        q = np.where(act.kind == "int", act.scale / 4, 2.0 ** (np.floor(np.log2(np.abs(gamma))) - 2))
-        beta = np.round(b / q) * q
-        # deliberate ties: a calibration accumulator lands exactly on a boundary
-        flat = np.moveaxis(acc, 1, -1).reshape(-1, C)
+        eps = 2.0**-10
         tie = rng.random(C) < 0.4
-        for c in np.nonzero(tie)[0]:
-            a0 = flat[rng.integers(flat.shape[0]), c]
-            bd = bounds[rng.integers(len(bounds))]
-            beta[c] = bd - gamma[c] * (a0 - mean[c]) / std[c]
-        gamma[zero_ch] = 0.0
-        for c in np.nonzero(zero_ch)[0]:
-            if rng.random() < 0.5 and not sign_act:
-                beta[c] = bounds[rng.integers(len(bounds))]
-        s2 = std**2
-        eps = 2.0**-10 if np.all(s2 >= 2.0**-6) and np.all(s2 <= 2.0**12) else 0.0
-        var = s2 - eps
-        params = [np.asarray(t, np.float32) for t in (gamma, beta, mean, var)]
-        if all(np.all(p.astype(np.float64) == t) for p, t in zip(params, (gamma, beta, mean, var))) and \
-                _bn_exact(mean, var, eps, gamma, beta, unit, A):
-            gamma, beta, mean, var = params
-        else:
-            mode = "random"
-    if mode == "random":
+    else:
         eps = float(rng.choice([1e-5, 1e-5, 1e-4, 1e-3]))
-        mean = (m + s * rng.normal(0, 0.3, C)).astype(np.float32)
-        std = s * 2.0 ** rng.uniform(-0.5, 0.5, C)
-        var = np.maximum(std**2 - eps, std**2 * 0.5).astype(np.float32)
-        g, beta = draw_scale_shift(C)
-        gamma = (gsign * g).astype(np.float32)
-        gamma[zero_ch] = 0.0
-        beta = beta.astype(np.float32)
-        for c in np.nonzero(zero_ch)[0]:
-            if rng.random() < 0.5 and not sign_act:
-                beta[c] = np.float32(bounds[rng.integers(len(bounds))])
-            elif sign_act and beta[c] == 0:
-                beta[c] = np.float32(0.5)
-        for _ in range(200):
+    gamma, beta, mean, var = (np.zeros(C) for _ in range(4))
+    redo = np.ones(C, bool)
+    for attempt in range(400):
+        idx = np.nonzero(redo)[0]
+        k = len(idx)
+        g, b = draw_scale_shift(k)
+        mu = m[idx] + s[idx] * rng.normal(0, 0.3, k)
+        sd = s[idx] * 2.0 ** rng.uniform(-0.5, 0.5, k)
+        if mode == "dyadic":
+            un = unit[idx]
+            mu = np.round(mu / (un / 2)) * (un / 2)
+            sd = 2.0 ** np.round(np.log2(sd))
+            g = gsign[idx] * 2.0 ** np.round(np.log2(g)) * rng.choice([1.0, 1.25, 1.5, 1.75], k)
+            q = act.scale / 4 if act.kind == "int" else 2.0 ** (np.floor(np.log2(np.abs(g))) - 2)
+            b = np.round(b / q) * q
+            for j, c in enumerate(idx):
+                if tie[c]:  # a calibration accumulator lands exactly on a boundary
+                    a0 = flat[rng.integers(flat.shape[0]), c]
+                    b[j] = bounds[rng.integers(len(bounds))] - g[j] * (a0 - mu[j]) / sd[j]
+            v = sd**2 - eps if np.all(sd**2 > 2 * eps) else sd**2
+            if np.any(v != sd**2 - eps):
+                v = sd**2  # (rare) keep var + eps exact by dropping eps below
+        else:
+            g = gsign[idx] * g
+            v = np.maximum(sd**2 - eps, sd**2 * 0.5)
+        gamma[idx], beta[idx], mean[idx], var[idx] = g, b, mu, v
+        for c in idx:
+            if zero_ch[c]:
+                gamma[c] = 0.0
+                beta[c] = zero_beta(c)
+        if mode == "dyadic" and np.any(var + eps != (2.0 ** np.round(np.log2(np.sqrt(var + eps)))) ** 2):
+            eps = 0.0  # some std too small for eps = 2^-10: use exact var, no eps
+            var = np.where(var > 0, var, 1.0)
+        if mode == "random":
+            gamma, beta, mean, var = (t.astype(np.float32).astype(np.float64) for t in (gamma, beta, mean, var))
             bad = _margin_bad(mean, var, eps, gamma, beta, unit, lo, hi, bounds)
-            if not bad.any():
-                break
-            k = int(bad.sum())
-            _, nb = draw_scale_shift(k)
-            beta[bad] = nb.astype(np.float32)
-            mean[bad] = (m[bad] + s[bad] * rng.normal(0, 0.3, k)).astype(np.float32)
-        else:  # pragma: no cover - practically unreachable
-            raise RuntimeError("could not place BatchNorm thresholds away from accumulators")
+        else:
+            bad = ~_bn_exact(mean, var, eps, gamma, beta, unit, A)
+        if attempt < 150:
+            y = qfn(_np_bn(acc, gamma, beta, mean, var, eps))
+            yf = np.moveaxis(y, 1, -1).reshape(-1, C)
+            for c in range(C):
+                if zero_ch[c] or not varies[c]:
+                    continue
+                _, counts = np.unique(yf[:, c], return_counts=True)
+                if counts.max() > 0.9 * len(yf):
+                    bad[c] = True
+        if not bad.any():
+            break
+        if mode == "dyadic" and attempt == 60:
+            mode, eps = "random", 1e-5
+            bad[:] = True
+        redo = bad
+    else:  # pragma: no cover - practically unreachable
+        raise RuntimeError(f"{prefix}: could not choose BatchNorm parameters")
 
+    gamma, beta, mean, var = (np.asarray(t, np.float32) for t in (gamma, beta, mean, var))
     info["bn"] = mode
     info["bn_eps"] = float(eps)
     info["gamma_neg"] = int((gamma < 0).sum())
     info["gamma_zero"] = int((gamma == 0).sum())
-    shp = B.shape
     ins = [B.cur] + [B.init(f"{prefix}_bn_{k}", v) for k, v in
                      (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var))]
-    B.step("BatchNormalization", ins, f"{prefix}_bn", shp,
+    B.step("BatchNormalization", ins, f"{prefix}_bn", B.shape,
            lambda x, p=(gamma, beta, mean, var, eps): _np_bn(x, *p), prefix=prefix,
            epsilon=float(eps))
 

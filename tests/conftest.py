@@ -1,0 +1,30 @@
+import json
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(__file__)
+FIXTURES = os.path.join(HERE, "fixtures")
+sys.path.insert(0, HERE)
+
+
+def fixture_index() -> list[dict]:
+    with open(os.path.join(FIXTURES, "index.json")) as f:
+        return json.load(f)
+
+
+def fixture_path(rel: str) -> str:
+    return os.path.join(FIXTURES, rel)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    from bnncc.cli import main
+
+    def run(*argv):
+        rc = main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+    return run
