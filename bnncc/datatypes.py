@@ -75,6 +75,14 @@ class DataType:
         ok = bool(np.all((v >= self.min) & (v <= self.max)))
         return ok and (not self.is_bipolar or not np.any(v == 0))
 
+    @property
+    def np_dtype(self):
+        """Smallest NumPy integer type holding every value (golden tensors use it)."""
+        for t in (np.int8, np.int16, np.int32):
+            if np.iinfo(t).min <= self.min and self.max <= np.iinfo(t).max:
+                return t
+        return np.int64
+
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "bits": self.bits,
                 "min": self.min, "max": self.max}

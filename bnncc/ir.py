@@ -93,6 +93,7 @@ class Design:
 
     def run_layers(self, q: np.ndarray, trace: dict | None = None) -> np.ndarray:
         """Integer execution of the hardware layers; `trace` collects every layer's output."""
+        from .layers.bits import unpacked
         outs: dict[str, np.ndarray] = {}
         for name in nx.topological_sort(self.graph):
             layer = self.graph.nodes[name]["layer"]
@@ -102,14 +103,17 @@ class Design:
             y = layer.execute(*[a.reshape((n,) + tuple(layer.in_shape)) for a in args])
             outs[name] = y
             if trace is not None:
-                trace[name] = y
+                trace[name] = unpacked(y)
         sinks = [n for n in self.graph.nodes if self.graph.out_degree(n) == 0]
-        return outs[sinks[0]] if sinks else q
+        return unpacked(outs[sinks[0]]) if sinks else q
 
     def dequantize_output(self, y: np.ndarray) -> np.ndarray:
         from .passes.chain import host_output
         return host_output(self.output_stage, y)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Golden model: float inputs (N, *input shape without batch) -> model outputs."""
-        return self.dequantize_output(self.run_layers(self.quantize_input(x)))
+    def run(self, x: np.ndarray, chunk: int = 32) -> np.ndarray:
+        """Golden model: float inputs (N, *input shape without batch) -> model outputs.
+        Frames go through in chunks so memory stays bounded for large batches."""
+        outs = [self.dequantize_output(self.run_layers(self.quantize_input(x[i:i + chunk])))
+                for i in range(0, len(x), chunk)]
+        return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape[1:])

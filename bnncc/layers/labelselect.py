@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import Layer
+from .bits import unpacked
 
 
 @dataclass
@@ -19,7 +20,8 @@ class LabelSelect(Layer):
     def labels(self) -> int:
         return self.in_shape[-1]
 
-    def execute(self, x: np.ndarray) -> np.ndarray:
+    def execute(self, x) -> np.ndarray:
+        x = unpacked(x)
         order = np.argsort(-x, axis=-1, kind="stable")
         return order[..., : self.k].astype(np.int64)
 

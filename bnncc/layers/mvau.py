@@ -15,24 +15,16 @@ import numpy as np
 
 from ..datatypes import DataType
 from ..ir import Layer
+from .bits import Packed, pack_bits, unpacked
 from .thresholding import apply_thresholds
 
 
-def _pack_bits(v: np.ndarray) -> np.ndarray:
-    """Bipolar values (..., K) -> uint64 words (..., ceil(K/64)), bit 1 = +1, zero-padded."""
-    bits = (v > 0).astype(np.uint8)
-    k = bits.shape[-1]
-    pad = (-k) % 64
-    if pad:
-        bits = np.concatenate([bits, np.zeros(bits.shape[:-1] + (pad,), np.uint8)], -1)
-    packed = np.packbits(bits, axis=-1, bitorder="little")
-    return packed.view(np.uint64)
-
-
 def xnor_popcount(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """#positions where bipolar x (R, K) equals bipolar w (M, K) -> (R, M), bit-packed."""
-    k = x.shape[-1]
-    xp, wp = _pack_bits(x), _pack_bits(w)
+    """#positions where bipolar x (R, K) equals bipolar w (M, K) -> (R, M), bit-packed.
+    x may already be packed words (R, ceil(K/64)); K is taken from w."""
+    k = w.shape[-1]
+    xp = x if x.dtype == np.uint64 else pack_bits(x)
+    wp = pack_bits(w)
     out = np.empty((xp.shape[0], wp.shape[0]), dtype=np.int64)
     chunk = max(1, (1 << 22) // max(1, wp.shape[0] * wp.shape[1]))
     for i in range(0, xp.shape[0], chunk):
@@ -42,11 +34,14 @@ def xnor_popcount(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def int_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Exact integer x (R, K) @ w.T (M, K): float64 BLAS when no partial sum can exceed
-    2**53, otherwise int64 arithmetic."""
+    """Exact integer x (R, K) @ w.T (M, K). Uses float BLAS when no partial sum can leave
+    the float's exact integer range (2**24, 2**53); the result then holds exact integers
+    in a float array, which compares exactly against integer thresholds."""
     bound = float(np.abs(x).max(initial=0)) * float(np.abs(w).sum(1).max(initial=0))
+    if bound < 2.0 ** 24:
+        return x.astype(np.float32) @ w.T.astype(np.float32)
     if bound < 2.0 ** 53:
-        return (x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+        return x.astype(np.float64) @ w.T.astype(np.float64)
     return x.astype(np.int64) @ w.T.astype(np.int64)
 
 
@@ -81,17 +76,47 @@ class MVAU(Layer):
         """Output vectors per frame: 1 for a fully connected layer, OH*OW for a conv."""
         return int(np.prod(self.in_shape[:-1])) if len(self.in_shape) > 1 else 1
 
-    def accumulate(self, x: np.ndarray) -> np.ndarray:
+    def accumulate(self, x) -> np.ndarray:
         lead = x.shape[:-1]
-        flat = x.reshape(-1, self.mw)
-        acc = xnor_popcount(flat, self.weights) if self.binary else int_matmul(flat, self.weights)
+        if self.binary:
+            flat = x.words.reshape(-1, x.words.shape[-1]) if isinstance(x, Packed) \
+                else x.reshape(-1, self.mw)
+            acc = xnor_popcount(flat, self.weights)
+        else:
+            acc = int_matmul(unpacked(x).reshape(-1, self.mw), self.weights)
         return acc.reshape(lead + (self.mh,))
 
-    def execute(self, x: np.ndarray) -> np.ndarray:
+    def execute(self, x):
+        if self.binary:
+            fast = self._execute_fast(x)
+            if fast is not None:
+                return fast
         acc = self.accumulate(x)
         if self.thresholds is None:
-            return acc
-        return apply_thresholds(acc, self.thresholds, self.odt)
+            return acc.astype(np.int64)
+        out = apply_thresholds(acc, self.thresholds, self.odt)
+        if self.odt.is_bipolar and self.mh % 64 == 0:
+            return Packed(pack_bits(out), self.mh)
+        return out
+
+    def _execute_fast(self, x):
+        """The same XNOR-popcount through the compiled kernel (bnncc/kernels.py)."""
+        from ..kernels import xnor_popcount_c, xnor_popcount_sign_c
+        lead = x.shape[:-1]
+        xp = x.words if isinstance(x, Packed) else pack_bits(x)
+        xp = xp.reshape(-1, xp.shape[-1])
+        wt = np.ascontiguousarray(pack_bits(self.weights).T)
+        if self.thresholds is not None and self.odt.is_bipolar:
+            words = xnor_popcount_sign_c(xp, wt, self.thresholds[:, 0], self.mw)
+            if words is None:
+                return None
+            out = Packed(words.reshape(lead + (words.shape[-1],)), self.mh)
+            return out if self.mh % 64 == 0 else out.unpack()
+        acc = xnor_popcount_c(xp, wt, self.mw)
+        if acc is None:
+            return None
+        acc = acc.reshape(lead + (self.mh,))
+        return acc if self.thresholds is None else apply_thresholds(acc, self.thresholds, self.odt)
 
     def describe(self) -> dict:
         return {

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import Layer
+from .bits import Packed
 
 
 @dataclass
@@ -26,7 +27,12 @@ class SlidingWindow(Layer):
     def channels(self) -> int:
         return self.in_shape[-1]
 
-    def execute(self, x: np.ndarray) -> np.ndarray:
+    def execute(self, x):
+        if isinstance(x, Packed):   # windows of whole words: C is a multiple of 64
+            return Packed(self._windows(x.words), self.out_shape[-1])
+        return self._windows(x)
+
+    def _windows(self, x: np.ndarray) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         t, l, b, r = self.pads
         if any(self.pads):

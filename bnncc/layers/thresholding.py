@@ -13,6 +13,7 @@ import numpy as np
 
 from ..datatypes import DataType
 from ..ir import Layer
+from .bits import unpacked
 
 
 def out_levels(odt: DataType) -> tuple[int, int]:
@@ -21,12 +22,17 @@ def out_levels(odt: DataType) -> tuple[int, int]:
 
 
 def apply_thresholds(acc: np.ndarray, thresholds: np.ndarray, odt: DataType) -> np.ndarray:
-    """acc (..., C) integers, thresholds (C, nT) -> output values (..., C)."""
+    """acc (..., C) integers, thresholds (C, nT) -> output values (..., C).
+    acc may be a float array holding exact integers (then thresholds are exact too,
+    being within the accumulator range plus one)."""
     base, step = out_levels(odt)
-    count = np.zeros(acc.shape, dtype=np.int64)
-    for j in range(thresholds.shape[1]):
-        count += acc >= thresholds[:, j]
-    return base + step * count
+    t = thresholds.astype(acc.dtype) if acc.dtype.kind == "f" else thresholds
+    if t.shape[1] == 1:
+        return (base + step * (acc >= t[:, 0]).astype(np.int8)).astype(odt.np_dtype)
+    count = np.zeros(acc.shape, dtype=np.int16 if t.shape[1] < 1 << 15 else np.int64)
+    for j in range(t.shape[1]):
+        count += acc >= t[:, j]
+    return (base + step * count.astype(np.int64)).astype(odt.np_dtype)
 
 
 @dataclass
@@ -43,7 +49,8 @@ class Thresholding(Layer):
     def channels(self) -> int:
         return self.thresholds.shape[0]
 
-    def execute(self, x: np.ndarray) -> np.ndarray:
+    def execute(self, x) -> np.ndarray:
+        x = unpacked(x)
         x = np.where(self.negate, -x, x) if self.negate is not None else x
         return apply_thresholds(x, self.thresholds, self.odt)
 

@@ -107,7 +107,8 @@ def host_input(stage, x: np.ndarray) -> np.ndarray:
     n = x.shape[0]
     t = x.reshape(n, -1)[:, stage.gather].reshape((n,) + tuple(stage.shape[1:]))
     q = stage.quant.values(stage.quant.levels(eval_chain(stage.chain, t)))
-    return np.transpose(q, stage.hw_order).reshape((n,) + stage.hw_shape).astype(np.int64)
+    q = np.transpose(q, stage.hw_order).reshape((n,) + stage.hw_shape)
+    return q.astype(stage.quant.dtype.np_dtype)
 
 
 def host_output(stage, y: np.ndarray) -> np.ndarray:
