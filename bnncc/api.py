@@ -46,6 +46,9 @@ def input_array(design: Design, x: np.ndarray, path: str = "input") -> np.ndarra
 
 
 def run(design: Design, x: np.ndarray, engine: str = "golden") -> np.ndarray:
+    """Model outputs for a float batch through one engine: golden, csim or rtlsim."""
     if engine == "golden":
         return design.run(x)
-    raise BnnccError(f"engine '{engine}' is not available")
+    from .sim.cosim import run_engine
+    out, _, _ = run_engine(design, engine, design.quantize_input(x))
+    return design.dequantize_output(out)

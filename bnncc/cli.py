@@ -40,10 +40,69 @@ def cmd_inspect(a) -> int:
 
 
 def cmd_run(a) -> int:
-    design = api.load(a.model)
+    design, _, _ = _prepare(a)
     x = api.input_array(design, _load_npy(a.input), a.input)
     y = api.run(design, x, a.engine)
     _save_npy(a.output, y)
+    return 0
+
+
+def _prepare(a):
+    """Load, pick board and clock, fold. Shared by compile, cosim and run."""
+    from .boards import get_board
+    from .folding import fold_simple
+    design = api.load(a.model)
+    board = get_board(getattr(a, "board", None) or "pynq-z2")
+    clock = getattr(a, "clock_mhz", None) or board.clock_mhz
+    if clock <= 0:
+        raise BnnccError(f"clock must be positive, got {clock} MHz")
+    return fold_simple(design), board, clock
+
+
+def cmd_compile(a) -> int:
+    from .project import render_project, write_project
+    design, board, clock = _prepare(a)
+    files = render_project(design, board, clock, a.model)
+    out = write_project(files, a.output, force=a.force)
+    print(f"wrote {out}/ ({len(files)} files): hls/, rtl/, report.json, README.md")
+    return 0
+
+
+def cmd_cosim(a) -> int:
+    import json
+    from .sim.cosim import cosim
+    levels = [lv.strip() for lv in a.levels.split(",") if lv.strip()]
+    bad = [lv for lv in levels if lv not in ("golden", "csim", "rtlsim")]
+    if bad or len(levels) < 2:
+        raise BnnccError(f"--levels needs two or more of golden,csim,rtlsim (got {a.levels})")
+    if not 0.0 <= a.backpressure < 1.0:
+        raise BnnccError(f"--backpressure must be in [0, 1), got {a.backpressure}")
+    design, _, _ = _prepare(a)
+    x = api.input_array(design, _load_npy(a.input), a.input)
+    rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed)
+    if a.json:
+        print(json.dumps(rep, sort_keys=True))
+    else:
+        verdict = "bit-exact" if rep["exact"] else "MISMATCH"
+        print(f"{verdict}: {' == '.join(levels)} on {rep['frames']} frames")
+        for k in ("cycles_per_frame_measured", "cycles_per_frame_estimated",
+                  "latency_cycles_measured", "stalls_seen"):
+            if k in rep:
+                print(f"  {k}: {rep[k]}")
+        if not rep["exact"]:
+            m = rep["first_mismatch"]
+            print(f"  first difference: {m['levels'][1]} vs {m['levels'][0]} at layer "
+                  f"{m['layer']}, frame {m['frame']}, element {m['index']}: "
+                  f"{m['values'][1]} != {m['values'][0]}", file=sys.stderr)
+    return 0 if rep["exact"] else 1
+
+
+def cmd_boards(a) -> int:
+    from .boards import RESOURCES, list_boards
+    print(f"{'board':<12} {'part':<22} {'MHz':>5} " + " ".join(f"{r:>8}" for r in RESOURCES))
+    for b in list_boards():
+        print(f"{b.key:<12} {b.part:<22} {b.clock_mhz:>5g} " +
+              " ".join(f"{v:>8}" for v in b.capacity().values()))
     return 0
 
 
@@ -58,9 +117,39 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     s.add_argument("-i", "--input", required=True, help="float32 .npy, leading batch axis")
     s.add_argument("-o", "--output", required=True, help=".npy to write")
-    s.add_argument("--engine", default="golden", choices=["golden"])
+    s.add_argument("--engine", default="golden", choices=["golden", "csim", "rtlsim"])
     s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("compile", help="write an HLS project, RTL and a report to DIR")
+    s.add_argument("model")
+    s.add_argument("-o", "--output", required=True, metavar="DIR")
+    _board_args(s)
+    s.add_argument("--force", action="store_true",
+                   help="replace DIR even if bnncc did not create it")
+    s.set_defaults(fn=cmd_compile)
+
+    s = sub.add_parser("cosim", help="compare golden / C simulation / RTL simulation bit for bit")
+    s.add_argument("model")
+    s.add_argument("-i", "--input", required=True)
+    s.add_argument("--levels", default="golden,csim")
+    s.add_argument("--backpressure", type=float, default=0.0,
+                   help="probability of output backpressure and input gaps per cycle (rtlsim)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    _board_args(s)
+    s.set_defaults(fn=cmd_cosim)
+
+    s = sub.add_parser("boards", help="list the known boards")
+    s.set_defaults(fn=cmd_boards)
     return p
+
+
+def _board_args(s) -> None:
+    s.add_argument("--board", default="pynq-z2", help="board name or a board .toml file")
+    s.add_argument("--clock-mhz", type=float, default=None)
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--fps", type=float, default=None, help="target frames per second")
+    g.add_argument("--max-fps", action="store_true", help="fastest design within the budget")
 
 
 def main(argv=None) -> int:

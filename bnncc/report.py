@@ -1,0 +1,70 @@
+"""DIR/report.json and DIR/README.md of a compiled design."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import __version__
+from .folding import in_elems, out_elems
+
+
+def layer_rows(design) -> list[dict]:
+    rows = []
+    for l in design.layers():
+        row = {"name": l.name, "kind": l.kind, "in_shape": list(l.in_shape),
+               "out_shape": list(l.out_shape), "idt": str(l.idt), "odt": str(l.odt),
+               "PE": getattr(l, "pe", None), "SIMD": getattr(l, "simd", None),
+               "in_elems": in_elems(l), "out_elems": out_elems(l), "cycles": l.cycles(),
+               "src": list(l.src)}
+        row.update({k: v for k, v in l.describe().items() if k not in row})
+        rows.append(row)
+    return rows
+
+
+def summary(design, board, clock_mhz: float) -> dict:
+    rows = layer_rows(design)
+    ii = max(r["cycles"] for r in rows)
+    return {
+        "tool": f"bnncc {__version__}",
+        "board": board.name, "part": board.part, "clock_mhz": clock_mhz,
+        "input": {"name": design.input_name, "shape": list(design.input_shape),
+                  "stream_dtype": str(design.input_stage.quant.dtype)},
+        "output": {"name": design.output_name, "shape": list(design.output_shape)},
+        "cycles_per_frame_estimated": ii,
+        "fps": clock_mhz * 1e6 / ii,
+        "layers": rows,
+        "notes": list(design.notes),
+    }
+
+
+README = """# {name}: bnncc design for {board}
+
+Compiled by bnncc {version} from `{source}` for {board} (`{part}`) at {clock} MHz.
+
+- `hls/` — Vitis HLS project: one header per layer, `top.cpp` (dataflow top), `tb.cpp`
+  (C testbench reading `tb_input.bin`, writing `tb_output.bin`), `run_hls.tcl`.
+  Build the IP: `cd hls && vitis_hls -f run_hls.tcl` (csim, csynth, export as IP
+  catalog). C simulation without vendor tools: `bnncc cosim MODEL -i IN.npy --levels golden,csim`.
+- `rtl/` — synthesizable Verilog of the same layers and folding, `bnncc_top.v` as top,
+  plus a Verilator testbench. Cycle simulation: `bnncc cosim MODEL -i IN.npy --levels golden,rtlsim`.
+- `report.json` — layers, folding (PE, SIMD), cycles per frame.
+
+Estimated throughput: {fps:.0f} frames/s ({ii} cycles per frame at {clock} MHz).
+
+The host keeps the float work before the first and after the last hardware layer:
+{host}
+"""
+
+
+def report_files(design, board, clock_mhz: float, source: str) -> dict[str, bytes]:
+    s = summary(design, board, clock_mhz)
+    q = design.input_stage.quant
+    ops = ", ".join(op.op for op in design.output_stage.chain) or "none"
+    host = (f"- input: float ops then a quantizer to {q.dtype} "
+            f"(stream shape {list(design.input_stage.hw_shape)})\n"
+            f"- output: {ops}" + (", then top-k" if design.output_stage.head is not None else ""))
+    readme = README.format(name=Path(source).stem, board=board.name, version=__version__,
+                           source=Path(source).name, part=board.part, clock=f"{clock_mhz:g}",
+                           fps=s["fps"], ii=s["cycles_per_frame_estimated"], host=host)
+    return {"report.json": (json.dumps(s, indent=2, sort_keys=True) + "\n").encode(),
+            "README.md": readme.encode()}

@@ -1,0 +1,26 @@
+"""Where the templates, board files and example models are, in a source checkout
+(repo/templates, repo/boards) or in an installed wheel (bnncc/_templates, bnncc/_boards)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+
+
+def _find(installed: str, checkout: str) -> Path:
+    for cand in (_HERE / installed, _HERE.parent / checkout):
+        if cand.is_dir():
+            return cand
+    raise FileNotFoundError(f"bnncc data folder '{checkout}' is missing from the installation")
+
+
+def templates_dir() -> Path:
+    return _find("_templates", "templates")
+
+
+def boards_dir() -> Path:
+    return _find("_boards", "boards")
+
+
+def examples_dir() -> Path:
+    return _HERE / "examples"

@@ -1,0 +1,70 @@
+"""Verification ladder: run the same integer input stream through several engines and
+compare the integer outputs exactly; report the first layer and element that differ."""
+from __future__ import annotations
+
+import numpy as np
+
+ENGINES = ("golden", "csim", "rtlsim")
+
+
+def run_engine(design, engine: str, q: np.ndarray, backpressure: float = 0.0,
+               seed: int = 0, progress=None):
+    """-> (last-layer integers, per-layer trace or None, stats dict)."""
+    if engine == "golden":
+        trace: dict = {}
+        return design.run_layers(q, trace), trace, {}
+    if engine == "csim":
+        from . import csim
+        out, trace = csim.simulate(design, q)
+        return out, trace, {}
+    if engine == "rtlsim":
+        from . import rtlsim
+        out, stats = rtlsim.simulate(design, q, backpressure=backpressure,
+                                     input_gaps=backpressure, seed=seed, progress=progress)
+        return out, None, stats
+    raise ValueError(engine)
+
+
+def first_mismatch(ref: np.ndarray, got: np.ndarray):
+    """(frame, flat index) of the first differing element, or None."""
+    ref = ref.reshape(ref.shape[0], -1)
+    got = got.reshape(got.shape[0], -1)
+    if ref.shape != got.shape:
+        return (0, 0)
+    bad = np.argwhere(ref != got)
+    return (int(bad[0][0]), int(bad[0][1])) if len(bad) else None
+
+
+def cosim(design, x: np.ndarray, levels: list[str], backpressure: float = 0.0,
+          seed: int = 0, progress=None) -> dict:
+    q = design.quantize_input(x)
+    results = {lv: run_engine(design, lv, q, backpressure, seed, progress) for lv in levels}
+    base = levels[0]
+    ref_out, ref_trace, _ = results[base]
+    report = {"exact": True, "frames": int(len(x)), "levels": list(levels)}
+    for lv in levels[1:]:
+        out, trace, stats = results[lv]
+        for k, v in stats.items():
+            report[k] = v
+        mm = first_mismatch(ref_out, out)
+        if mm is None:
+            continue
+        report["exact"] = False
+        layer = design.last().name
+        frame, index = mm
+        if ref_trace and trace:   # first layer (in stream order) whose output differs
+            for l in design.layers():
+                if l.name in trace and l.name in ref_trace:
+                    m2 = first_mismatch(np.asarray(ref_trace[l.name]), np.asarray(trace[l.name]))
+                    if m2 is not None:
+                        layer, (frame, index) = l.name, m2
+                        ref_out, out = ref_trace[l.name], trace[l.name]
+                        break
+        r = np.asarray(ref_out).reshape(len(x), -1)
+        g = np.asarray(out).reshape(len(x), -1)
+        report["first_mismatch"] = {
+            "levels": [base, lv], "layer": layer, "frame": frame, "index": index,
+            "values": [int(r[frame, index]) if r.size else None,
+                       int(g[frame, index]) if g.size else None]}
+        break
+    return report
