@@ -1,7 +1,7 @@
-"""Optional compiled kernel for the golden model's XNOR-popcount products.
+"""Optional compiled kernels for the golden model's matrix products.
 
 The pure NumPy path (bnncc.layers.mvau) is always available and is the definition; this
-C version of the same bit-packed computation is built once with the system C compiler
+C version of the same integer computations is built once with the system C compiler
 (cached by source hash) and only used to make the golden model fast. Set
 BNNCC_NO_CKERNEL=1 to force NumPy.
 """
@@ -54,6 +54,8 @@ def _build() -> ctypes.CDLL | None:
     lib.xnor_popcount_sign.argtypes = [p(np.uint64, flags="C"), p(np.uint64, flags="C"),
                                        p(np.int64, flags="C"), p(np.uint64, flags="C")] + \
         [ctypes.c_long] * 4
+    lib.int_gemm.argtypes = [p(np.int16, flags="C"), p(np.int16, flags="C"),
+                             p(np.int32, flags="C")] + [ctypes.c_long] * 3
     return lib
 
 
@@ -91,4 +93,16 @@ def xnor_popcount_sign_c(xp, wt, t, k: int) -> np.ndarray | None:
     out = np.empty((xp.shape[0], (m + 63) // 64), np.uint64)
     lib.xnor_popcount_sign(xp, wt, np.ascontiguousarray(t, dtype=np.int64), out,
                            xp.shape[0], m, xp.shape[1], k)
+    return out
+
+
+def int_gemm_c(x: np.ndarray, wt: np.ndarray) -> np.ndarray | None:
+    """int16 rows (R, K) x int16 transposed weights (K, M) -> int32 (R, M); the caller
+    guarantees every partial sum fits in 32 bits."""
+    lib = _get()
+    if lib is None:
+        return None
+    x = np.ascontiguousarray(x, dtype=np.int16)
+    out = np.empty((x.shape[0], wt.shape[1]), np.int32)
+    lib.int_gemm(x, wt, out, x.shape[0], wt.shape[1], x.shape[1])
     return out

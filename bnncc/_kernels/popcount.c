@@ -59,3 +59,23 @@ void xnor_popcount_sign(const uint64_t *x, const uint64_t *wt, const int64_t *t,
     }
     free(acc);
 }
+
+/* Integer product for the non-binary layers: out[r][j] = sum_i x[r][i] * wt[i][j],
+ * 16-bit operands, 32-bit sums (the caller checks no sum can overflow). */
+void int_gemm(const int16_t *x, const int16_t *wt, int32_t *out,
+              long rows, long m, long k)
+{
+    for (long r = 0; r < rows; r++) {
+        int32_t *o = out + r * m;
+        for (long j = 0; j < m; j++)
+            o[j] = 0;
+        for (long i = 0; i < k; i++) {
+            const int32_t xi = x[r * k + i];
+            const int16_t *wi = wt + i * m;
+            if (xi == 0)
+                continue;
+            for (long j = 0; j < m; j++)
+                o[j] += xi * wi[j];
+        }
+    }
+}

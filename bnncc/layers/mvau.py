@@ -33,11 +33,20 @@ def xnor_popcount(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
+def _fits16(a: np.ndarray) -> bool:
+    return a.size == 0 or (int(a.min()) >= -(1 << 15) and int(a.max()) < (1 << 15))
+
+
 def int_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Exact integer x (R, K) @ w.T (M, K). Uses float BLAS when no partial sum can leave
     the float's exact integer range (2**24, 2**53); the result then holds exact integers
     in a float array, which compares exactly against integer thresholds."""
     bound = float(np.abs(x).max(initial=0)) * float(np.abs(w).sum(1).max(initial=0))
+    if bound < 2.0 ** 31 and _fits16(x) and _fits16(w):
+        from ..kernels import int_gemm_c
+        fast = int_gemm_c(x, np.ascontiguousarray(w.T, dtype=np.int16))
+        if fast is not None:
+            return fast
     if bound < 2.0 ** 24:
         return x.astype(np.float32) @ w.T.astype(np.float32)
     if bound < 2.0 ** 53:
@@ -99,13 +108,21 @@ class MVAU(Layer):
             return Packed(pack_bits(out), self.mh)
         return out
 
+    def _packed_weights(self) -> np.ndarray:
+        """Packed, transposed weights, recomputed only if the weights object changes."""
+        cache = self.__dict__.get("_wt_cache")
+        if cache is None or cache[0] is not self.weights:
+            cache = (self.weights, np.ascontiguousarray(pack_bits(self.weights).T))
+            self.__dict__["_wt_cache"] = cache
+        return cache[1]
+
     def _execute_fast(self, x):
         """The same XNOR-popcount through the compiled kernel (bnncc/kernels.py)."""
         from ..kernels import xnor_popcount_c, xnor_popcount_sign_c
         lead = x.shape[:-1]
         xp = x.words if isinstance(x, Packed) else pack_bits(x)
         xp = xp.reshape(-1, xp.shape[-1])
-        wt = np.ascontiguousarray(pack_bits(self.weights).T)
+        wt = self._packed_weights()
         if self.thresholds is not None and self.odt.is_bipolar:
             words = xnor_popcount_sign_c(xp, wt, self.thresholds[:, 0], self.mw)
             if words is None:

@@ -105,7 +105,10 @@ def host_input(stage, x: np.ndarray) -> np.ndarray:
     """Float inputs (N, *input shape without batch) -> first integer stream (N, *hw shape)."""
     x = np.asarray(x, np.float32)
     n = x.shape[0]
-    t = x.reshape(n, -1)[:, stage.gather].reshape((n,) + tuple(stage.shape[1:]))
+    flat = x.reshape(n, -1)
+    if not np.array_equal(stage.gather, np.arange(flat.shape[1])):
+        flat = flat[:, stage.gather]
+    t = flat.reshape((n,) + tuple(stage.shape[1:]))
     q = stage.quant.values(stage.quant.levels(eval_chain(stage.chain, t)))
     q = np.transpose(q, stage.hw_order).reshape((n,) + stage.hw_shape)
     return q.astype(stage.quant.dtype.np_dtype)
