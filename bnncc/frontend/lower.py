@@ -493,6 +493,10 @@ class Lowering:
         scale, zeropt = self._qparam(node, 1, shape), self._qparam(node, 2, shape)
         in_bits = int(np.asarray(self.const(node.input[3], node)).ravel()[0])
         rounding = _s(attrs.get("rounding_mode", "FLOOR")).upper()
+        opset = {o.domain: o.version for o in self.model.opset_import}.get(node.domain, 2)
+        if len(node.input) >= 6 and opset < 2:
+            raise self.err("6-input Trunc in a domain declared at opset 1 (where Trunc has "
+                           "5 inputs); declare the domain at opset 2", node)
         if len(node.input) >= 6:   # v2: x, scale, zeropt, in_bits, out_scale, out_bits
             out_scale = self._qparam(node, 4, shape)
             out_bits = int(np.asarray(self.const(node.input[5], node)).ravel()[0])
