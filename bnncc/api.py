@@ -8,9 +8,9 @@ from .frontend import import_model
 from .ir import Design
 
 
-def load(model_path: str) -> Design:
+def load(model_path: str, input_type: str | None = None, input_scale: float = 1.0) -> Design:
     """ONNX file -> lowered, width-minimized IR."""
-    return import_model(model_path)
+    return import_model(model_path, input_type, input_scale)
 
 
 def inspect_lines(design: Design) -> list[str]:
@@ -26,7 +26,8 @@ def inspect_lines(design: Design) -> list[str]:
                      f"out={list(layer.out_shape)} idt={layer.idt} odt={layer.odt} {extra}")
     st = design.output_stage
     ops = ", ".join(op.op for op in st.chain) or "none"
-    lines.append(f"host-out  float ops: {ops}" + (" + top-k" if st.head is not None else ""))
+    head = f" + {st.head.label}" if st.head is not None else ""
+    lines.append(f"host-out  float ops: {ops}{head}")
     lines += [f"note: {n}" for n in design.notes]
     return lines
 

@@ -33,8 +33,31 @@ def _save_npy(path: str, arr: np.ndarray) -> None:
         raise BnnccError(f"cannot write output: {e.strerror}", file=path) from None
 
 
+def _scale(text: str) -> float:
+    """1.5, 1/255 or 2^-7."""
+    t = text.replace(" ", "")
+    try:
+        if "^" in t:
+            b, e = t.split("^")
+            v = float(b) ** float(e)
+        elif "/" in t:
+            n, d = t.split("/")
+            v = float(n) / float(d)
+        else:
+            v = float(t)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a scale: {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"scale must be positive: {text!r}")
+    return v
+
+
+def _load(a):
+    return api.load(a.model, a.input_type, a.input_scale)
+
+
 def cmd_inspect(a) -> int:
-    design = api.load(a.model)
+    design = _load(a)
     print("\n".join(api.inspect_lines(design)))
     return 0
 
@@ -51,7 +74,7 @@ def _prepare(a):
     """Load, pick board and clock, fold. Shared by compile, cosim and run."""
     from .boards import get_board
     from .folding import fold_simple
-    design = api.load(a.model)
+    design = _load(a)
     board = get_board(getattr(a, "board", None) or "pynq-z2")
     clock = getattr(a, "clock_mhz", None) or board.clock_mhz
     if clock <= 0:
@@ -112,12 +135,14 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("inspect", help="print the lowered IR, one line per layer")
     s.add_argument("model")
+    _input_args(s)
     s.set_defaults(fn=cmd_inspect)
     s = sub.add_parser("run", help="run a batch through the model and write its outputs")
     s.add_argument("model")
     s.add_argument("-i", "--input", required=True, help="float32 .npy, leading batch axis")
     s.add_argument("-o", "--output", required=True, help=".npy to write")
     s.add_argument("--engine", default="golden", choices=["golden", "csim", "rtlsim"])
+    _input_args(s)
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("compile", help="write an HLS project, RTL and a report to DIR")
@@ -144,7 +169,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _input_args(s) -> None:
+    s.add_argument("--input-type", default=None, metavar="T",
+                   help="integer type of the raw model input when the model has no input "
+                        "quantizer (BIPOLAR, BINARY, INTn, UINTn); overrides the model's "
+                        "finn_datatype annotation")
+    s.add_argument("--input-scale", type=_scale, default=1.0, metavar="S",
+                   help="real input = S * integer (e.g. 1/255, 2^-7); default 1")
+
+
 def _board_args(s) -> None:
+    _input_args(s)
     s.add_argument("--board", default="pynq-z2", help="board name or a board .toml file")
     s.add_argument("--clock-mhz", type=float, default=None)
     g = s.add_mutually_exclusive_group()

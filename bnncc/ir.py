@@ -88,8 +88,12 @@ class Design:
 
     # -- golden execution ----------------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        from .errors import BnnccError
         from .passes.chain import host_input
-        return host_input(self.input_stage, x)
+        try:
+            return host_input(self.input_stage, x)
+        except ValueError as e:   # a declared input type the values do not fit
+            raise BnnccError(str(e)) from None
 
     def run_layers(self, q: np.ndarray, trace: dict | None = None) -> np.ndarray:
         """Integer execution of the hardware layers; `trace` collects every layer's output."""

@@ -131,3 +131,36 @@ class TruncQuant(Quantizer):
         q = _round(q, self.rounding)
         q = np.clip(q, self.dtype.min, self.dtype.max)
         return q.astype(np.int64) - self.dtype.min
+
+
+@dataclass
+class FixedInput(Quantizer):
+    """A declared input type (no quantizer in the model): q = round_half_even(x / scale).
+    Values outside the type's range are an error, not clamped."""
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        q = np.round(np.asarray(y, np.float64) / np.asarray(self.scale, np.float64))
+        if self.dtype.is_bipolar:
+            if np.any((q != 1) & (q != -1)):
+                bad = np.asarray(y)[(q != 1) & (q != -1)].ravel()[:3]
+                raise ValueError(f"input values {bad.tolist()} are not BIPOLAR (+-1)")
+            return (q > 0).astype(np.int64)
+        if np.any(q < self.dtype.min) or np.any(q > self.dtype.max):
+            bad = np.asarray(y)[(q < self.dtype.min) | (q > self.dtype.max)].ravel()[:3]
+            raise ValueError(f"input values {bad.tolist()} are outside the declared input "
+                             f"type {self.dtype} x {float(np.ravel(self.scale)[0]):g}")
+        return q.astype(np.int64) - self.dtype.min
+
+
+def parse_dtype(name: str) -> DataType:
+    """BIPOLAR, BINARY, INTn, UINTn (FINN / QONNX datatype names)."""
+    import re
+    n = name.strip().upper()
+    if n == "BIPOLAR":
+        return DataType.bipolar()
+    if n == "BINARY":
+        return DataType.uint(1)
+    m = re.fullmatch(r"(U?INT)(\d+)", n)
+    if not m or not 1 <= int(m.group(2)) <= 64:
+        raise ValueError(f"unknown integer type '{name}' (BIPOLAR, BINARY, INTn, UINTn)")
+    return (DataType.uint if m.group(1) == "UINT" else DataType.int)(int(m.group(2)))

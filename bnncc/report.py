@@ -62,7 +62,8 @@ def report_files(design, board, clock_mhz: float, source: str) -> dict[str, byte
     ops = ", ".join(op.op for op in design.output_stage.chain) or "none"
     host = (f"- input: float ops then a quantizer to {q.dtype} "
             f"(stream shape {list(design.input_stage.hw_shape)})\n"
-            f"- output: {ops}" + (", then top-k" if design.output_stage.head is not None else ""))
+            f"- output: {ops}" + (f", then {design.output_stage.head.label}"
+                                  if design.output_stage.head is not None else ""))
     readme = README.format(name=Path(source).stem, board=board.name, version=__version__,
                            source=Path(source).name, part=board.part, clock=f"{clock_mhz:g}",
                            fps=s["fps"], ii=s["cycles_per_frame_estimated"], host=host)

@@ -28,11 +28,11 @@ from ..datatypes import DataType
 from ..errors import BnnccError, UnsupportedError
 from ..ir import Design, HostStage
 from ..layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding
-from ..passes.chain import ChainOp, direction, eval_chain, reduce_channels
+from ..passes.chain import ChainOp, compose_affine, eval_chain, reduce_channels
 from ..passes.thresholds import fold_thresholds
 from ..passes.widths import mvau_acc_range
-from ..quantizers import (ROUNDING_MODES, BipolarQuant, FloatThresholds, IntQuant,
-                          SignQuant, TruncQuant)
+from ..quantizers import (ROUNDING_MODES, BipolarQuant, FixedInput, FloatThresholds,
+                          IntQuant, SignQuant, TruncQuant, parse_dtype)
 
 INPUT = "__input__"
 
@@ -84,8 +84,10 @@ def canonical_pos(shape: tuple) -> np.ndarray:
 
 
 class Lowering:
-    def __init__(self, model: onnx.ModelProto, path: str):
+    def __init__(self, model: onnx.ModelProto, path: str, input_type: str | None = None,
+                 input_scale: float = 1.0):
         self.model, self.path = model, path
+        self.input_type, self.input_scale = input_type, float(input_scale)
         self.g = nx.DiGraph()
         self.vals: dict[str, Const | Act] = {}
         self.counts: dict[str, int] = {}
@@ -133,15 +135,56 @@ class Lowering:
             raise self.err(f"input '{name}' is not produced by any node", node)
         return self.vals[name]
 
+    def declared_input_type(self):
+        """The input's integer type: --input-type, else the model's finn_datatype annotation."""
+        name = self.input_type
+        if name is None:
+            for a in self.model.graph.quantization_annotation:
+                if a.tensor_name == self.in_name:
+                    for kv in a.quant_parameter_tensor_names:
+                        if kv.key == "finn_datatype" and not kv.value.upper().startswith("FLOAT"):
+                            name = kv.value
+        if name is None:
+            return None
+        try:
+            return parse_dtype(name)
+        except ValueError as e:
+            raise BnnccError(str(e), file=self.path) from None
+
+    def declare_input(self, act: Act, node) -> Act:
+        """Make the raw input an integer stream of its declared type (no quantizer in the
+        model before this node): the host only checks and encodes the values."""
+        dtype = self.declared_input_type()
+        if dtype is None:
+            raise self.err("the model input reaches this node without a quantizer; declare "
+                           "the input's integer type with --input-type (e.g. UINT8, INT8, "
+                           "BIPOLAR) and --input-scale", node)
+        shape = self.in_shape
+        perm = hw_perm(len(shape))
+        scale = np.full(shape, self.input_scale)
+        self.input_stage = HostStage(shape=shape, gather=np.arange(int(np.prod(shape))),
+                                     chain=[], quant=FixedInput(dtype, scale, np.zeros(shape)),
+                                     hw_order=perm, hw_shape=tuple(shape[p] for p in perm)[1:])
+        self.notes.append(f"input declared as {dtype} x {self.input_scale:g}; the host checks "
+                          "every value is representable")
+        pos = canonical_pos(shape).reshape(-1)[act.pos]
+        first = ChainOp("affine", (self.full(self.input_scale, act.shape),
+                                   self.full(0.0, act.shape)), "input")
+        return Act(act.shape, pos, INPUT, dtype, [first] + act.chain, act.shared)
+
+    def integer(self, act: Act, node) -> Act:
+        return self.declare_input(act, node) if act.src is None else act
+
     def int_input(self, act: Act, node) -> tuple[float, np.ndarray]:
         """An integer-valued Act as (scalar scale s, per-element offset b): real = s*q + b."""
         if act.src is None:
             raise self.err("input is the raw float model input; a quantizer must come first", node)
-        if len(act.chain) != 1 or act.chain[0].op != "affine":
+        affine = compose_affine(act.chain)
+        if affine is None:
             ops = ", ".join(op.op for op in act.chain) or "none"
             raise self.err(f"input is not a quantized integer tensor: float ops ({ops}) "
                            "between quantizers cannot be absorbed", node)
-        mul, add = act.chain[0].params
+        mul, add = (np.broadcast_to(v, act.shape) for v in affine)
         s = np.unique(mul)
         if s.size != 1 or s[0] == 0:
             raise self.err("input has per-channel scales; only a per-tensor input scale "
@@ -207,6 +250,8 @@ class Lowering:
         self.in_name, self.in_shape = inp.name, tuple(dims)
         self.vals[inp.name] = Act(tuple(dims), np.arange(int(np.prod(dims))).reshape(dims),
                                   None, None)
+        if self.input_type is not None:   # declared explicitly: the hardware takes it as is
+            self.vals[inp.name] = self.declare_input(self.vals[inp.name], None)
         for node in g.node:
             handler = getattr(self, f"op_{node.op_type}", None)
             if handler is None:
@@ -702,6 +747,7 @@ class Lowering:
         return y
 
     def dense(self, node, x: Act, w: Const, transpose: bool) -> Act:
+        x = self.integer(x, node)
         if len(x.shape) != 2 or x.shape[0] != 1:
             raise self.err(f"fully connected input must be (1, K), got {list(x.shape)}", node)
         s, add = self.int_input(x, node)
@@ -740,6 +786,7 @@ class Lowering:
         x, w = ins[0], ins[1]
         if not isinstance(x, Act) or not isinstance(w, Const):
             raise self.err("Conv must be activation x constant weights", node)
+        x = self.integer(x, node)
         self._spatial(node, x)
         if attrs.get("group", 1) != 1:
             raise self.err("grouped / depthwise convolution is not supported", node)
@@ -790,6 +837,7 @@ class Lowering:
         x = ins[0]
         if not isinstance(x, Act):
             return self._const_only(node, ins, attrs)
+        x = self.integer(x, node)
         self._spatial(node, x)
         if len([o for o in node.output if o]) > 1:
             raise self.err("MaxPool with an indices output is not supported", node)
@@ -838,6 +886,7 @@ class Lowering:
             return y
         def head(t, k=k):
             return np.argsort(-t, axis=-1, kind="stable")[..., :k].astype(np.int64)
+        head.label = f"top-{k}"
         y = Act(x.shape, x.pos, x.src, x.dtype, x.chain, x.shared)
         y.head, y.out_dtype, y.out_shape = head, "int64", out_shape
         self.notes.append(f"{node.name}: top-k computed on the host (the scores are not a "
@@ -868,6 +917,27 @@ class Lowering:
             raise self.err("TopK values output is used; only the indices are supported", node)
         return [None, self._head(node, x, k, attrs.get("axis", -1), True, False)]
 
+    def op_Softmax(self, node, ins, attrs):
+        """A final Softmax stays on the host; the hardware returns the logits."""
+        x = ins[0]
+        if not isinstance(x, Act) or hasattr(x, "head") or len(x.shape) != 2 or \
+                attrs.get("axis", -1) % 2 != 1:
+            raise self.err("only a final Softmax over the features of a (1, C) tensor is "
+                           "supported (it runs on the host)", node)
+        if self.consumers.get(node.output[0], 0) != 1 or \
+                node.output[0] != self.model.graph.output[0].name:
+            raise self.err("Softmax must be the model's last op (it runs on the host)", node)
+
+        def head(t):
+            t = np.asarray(t, np.float32)
+            e = np.exp(t - t.max(axis=-1, keepdims=True))
+            return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+        head.label = "softmax"
+        y = Act(x.shape, x.pos, x.src, x.dtype, x.chain, x.shared)
+        y.head, y.out_dtype, y.out_shape = head, "float32", x.shape
+        self.notes.append(f"{node.name}: softmax runs on the host; the hardware returns logits")
+        return y
+
     def op_ArgMax(self, node, ins, attrs):
         if attrs.get("select_last_index", 0):
             raise self.err("ArgMax with select_last_index=1 is not supported", node)
@@ -875,6 +945,7 @@ class Lowering:
                           False)
 
 
-def lower(model: onnx.ModelProto, path: str) -> Design:
+def lower(model: onnx.ModelProto, path: str, input_type: str | None = None,
+          input_scale: float = 1.0) -> Design:
     from ..passes.widths import minimize_widths
-    return minimize_widths(Lowering(model, path).run())
+    return minimize_widths(Lowering(model, path, input_type, input_scale).run())

@@ -82,8 +82,32 @@ def direction(chain: list[ChainOp]) -> np.ndarray:
     return d
 
 
-def is_affine_only(chain: list[ChainOp]) -> bool:
-    return len(chain) == 1 and chain[0].op == "affine"
+def compose_affine(chain: list[ChainOp]):
+    """(mul, add) with chain(q) = mul * q + add in exact arithmetic, or None when the
+    chain has a non-affine op (Relu, Clip). Used where an integer tensor with float
+    scales feeds a matrix product, whose float reference rounds anyway."""
+    m, a = np.float64(1), np.float64(0)
+    for op in chain:
+        p = [np.asarray(v, np.float64) for v in op.params]
+        if op.op == "affine":
+            m, a = m * p[0], a * p[0] + p[1]
+        elif op.op == "mul":
+            m, a = m * p[0], a * p[0]
+        elif op.op == "div":
+            m, a = m / p[0], a / p[0]
+        elif op.op == "add":
+            a = a + p[0]
+        elif op.op == "sub":
+            a = a - p[0]
+        elif op.op == "rsub":
+            m, a = -m, p[0] - a
+        elif op.op == "bn":
+            g, b, mean, var, eps = p
+            sc = g / np.sqrt(var + eps)
+            m, a = m * sc, a * sc + b - mean * sc
+        else:
+            return None
+    return m, a
 
 
 def reduce_channels(arr: np.ndarray, channel_of: np.ndarray, nch: int) -> np.ndarray | None:
