@@ -8,19 +8,23 @@ ENGINES = ("golden", "csim", "rtlsim")
 
 
 def run_engine(design, engine: str, q: np.ndarray, backpressure: float = 0.0,
-               seed: int = 0, progress=None):
+               seed: int = 0, progress=None, trace: bool = False):
     """-> (last-layer integers, per-layer trace or None, stats dict)."""
     if engine == "golden":
-        trace: dict = {}
-        return design.run_layers(q, trace), trace, {}
+        t: dict = {}
+        return design.run_layers(q, t if trace else None), t, {}
     if engine == "csim":
         from . import csim
-        out, trace = csim.simulate(design, q)
-        return out, trace, {}
+        out, t = csim.simulate(design, q, trace=trace)
+        return out, (t if trace else None), {}
     if engine == "rtlsim":
         from . import rtlsim
-        out, stats = rtlsim.simulate(design, q, backpressure=backpressure,
-                                     input_gaps=backpressure, seed=seed, progress=progress)
+        out, st = rtlsim.simulate(design, q, backpressure=backpressure,
+                                  input_gaps=backpressure, seed=seed, progress=progress)
+        stats = {"cycles_per_frame_measured": st["cycles_per_frame"],
+                 "cycles_per_frame_estimated": st["cycles_per_frame_estimated"],
+                 "latency_cycles_measured": st["latency_cycles"],
+                 "stalls_seen": st["stalls"], "total_cycles": st["total_cycles"]}
         return out, None, stats
     raise ValueError(engine)
 
@@ -52,6 +56,9 @@ def cosim(design, x: np.ndarray, levels: list[str], backpressure: float = 0.0,
         report["exact"] = False
         layer = design.last().name
         frame, index = mm
+        if lv == "csim" and base == "golden":   # rerun with per-layer traces to locate it
+            _, ref_trace, _ = run_engine(design, base, q, trace=True)
+            _, trace, _ = run_engine(design, lv, q, trace=True)
         if ref_trace and trace:   # first layer (in stream order) whose output differs
             for l in design.layers():
                 if l.name in trace and l.name in ref_trace:

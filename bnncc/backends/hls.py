@@ -1,0 +1,341 @@
+"""HLS C++ backend: renders a folded Design into a Vitis HLS dataflow project.
+
+`emit(design, outdir)` writes outdir/hls/:
+  bnncc_common.h   ap_int / stream includes and helpers (AP_INT_MAX_W when needed)
+  bnncc_stream.h   bnncc's own minimal hls::stream for C simulation (static file)
+  <layer>.hpp      one per layer: its constants (weights, thresholds) and its function
+  top.hpp/top.cpp  the dataflow top `bnncc_top` with AXI-Stream ports
+  tb.cpp           C testbench (file formats in its header comment)
+  tb_input.bin     one all-zero input frame, used by run_hls.tcl's csim
+  Makefile         g++ C simulation build
+  run_hls.tcl      Vitis HLS: csim, csynth, export as IP
+
+Every layer kind has one template, templates/hls/<kind>.hpp.j2; this module only computes
+the numbers the templates need. Output is deterministic (no times, no absolute paths).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from .. import resources
+from ..datatypes import DataType
+from ..errors import BnnccError
+from ..folding import in_elems, out_elems
+from ..layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding, WidthConverter
+from ..layers.thresholding import out_levels
+from ..streams import encode
+
+CXXFLAGS = "-O2 -std=c++14 -Wall -Wno-unknown-pragmas"
+FIFO_DEPTH = 2
+
+TEMPLATE_OF = {
+    "MVAU": "mvau.hpp.j2",
+    "Thresholding": "thresholding.hpp.j2",
+    "SlidingWindow": "swg.hpp.j2",
+    "MaxPool": "maxpool.hpp.j2",
+    "LabelSelect": "labelselect.hpp.j2",
+    "WidthConverter": "dwc.hpp.j2",
+}
+STATIC_FILES = ("bnncc_stream.h",)
+
+_CXX_WORDS = {"and", "or", "not", "xor", "int", "char", "void", "main", "out", "in", "buf",
+              "class", "struct", "union", "for", "while", "if", "else", "do", "return", "new",
+              "delete", "default", "case", "switch", "const", "static", "auto", "register",
+              "signed", "unsigned", "long", "short", "float", "double", "bool", "true", "false",
+              "top", "tb"}
+
+
+def templates_dir() -> Path:
+    return resources.templates_dir() / "hls"
+
+
+def _env():
+    import jinja2
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+# -- numbers and literals ------------------------------------------------------------------
+
+def signed_bits(lo: int, hi: int) -> int:
+    """Width of the narrowest two's complement type holding [lo, hi] (and 0)."""
+    lo, hi = min(int(lo), 0), max(int(hi), 0)
+    return max(int(hi).bit_length(), int(-lo - 1).bit_length()) + 1
+
+
+def word_literals(values: np.ndarray, dt: DataType) -> np.ndarray:
+    """Integer values (..., E) -> C++ literals of packed ap_uint<E * dt.bits> words (...).
+
+    Words up to 64 bits are hex integer literals; wider words use ap_uint's string
+    constructor (radix 16)."""
+    values = np.asarray(values)
+    lead, e = values.shape[:-1], values.shape[-1]
+    width = e * dt.bits
+    codes = encode(values.reshape(-1, e), dt)                       # (M, E) uint64
+    shifts = np.arange(dt.bits, dtype=np.uint64)
+    bits = ((codes[..., None] >> shifts) & np.uint64(1)).astype(np.uint8).reshape(len(codes), -1)
+    ndig = (width + 3) // 4
+    bits = np.concatenate([bits, np.zeros((len(codes), 4 * ndig - width), np.uint8)], axis=1)
+    nib = bits.reshape(len(codes), ndig, 4) @ np.array([1, 2, 4, 8], np.uint8)
+    digits = np.frombuffer(b"0123456789abcdef", np.uint8)[nib[:, ::-1]]
+    text = digits.tobytes().decode("ascii")
+    hexes = [text[i * ndig:(i + 1) * ndig] for i in range(len(codes))]
+    if width <= 64:
+        lits = [f"0x{h}ULL" for h in hexes]
+    else:
+        # the 0x prefix matters: ap_uint reads a leading "0b" / "0d" / "0o" as a radix
+        lits = [f'ap_uint<{width}>("0x{h}", 16)' for h in hexes]
+    return np.array(lits, dtype=object).reshape(lead)
+
+
+def builtin_uint(bits: int) -> str | None:
+    """Smallest built-in unsigned type of at least `bits` bits (None above 64)."""
+    for width, name in ((8, "unsigned char"), (16, "unsigned short"), (32, "unsigned int"),
+                        (64, "unsigned long long")):
+        if bits <= width:
+            return name
+    return None
+
+
+def builtin_int(bits: int) -> str:
+    if bits > 64:
+        raise BnnccError(f"thresholds of {bits} bits are not supported")
+    return "int" if bits <= 32 else "long long"
+
+
+def _rows(items, indent: str = "    ", width: int = 100) -> str:
+    """Comma-separated C initializer items, wrapped to about `width` columns."""
+    items = [str(x) for x in items]
+    longest = max((len(x) for x in items), default=1)
+    per_line = max(1, (width - len(indent)) // (longest + 2))
+    lines = [indent + ", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return ",\n".join(lines)
+
+
+def _threshold_rows(tiles: np.ndarray) -> list[str]:
+    """(PE, NF, NT) ints -> one initializer body per PE."""
+    out = []
+    for p in range(tiles.shape[0]):
+        groups = ["{" + ", ".join(str(int(v)) for v in tiles[p, nf]) + "}"
+                  for nf in range(tiles.shape[1])]
+        out.append(_rows(groups))
+    return out
+
+
+# -- per-layer template parameters -------------------------------------------------------
+
+def c_name(name: str) -> str:
+    s = re.sub(r"[^0-9A-Za-z_]", "_", name)
+    if not s or s[0].isdigit() or s in _CXX_WORDS or s.startswith(("bnncc", "s_", "t_")):
+        s = "L_" + s
+    return s
+
+
+def _base(layer, name: str) -> dict:
+    ie, oe = in_elems(layer), out_elems(layer)
+    return {
+        "name": name, "kind": layer.kind, "idt": layer.idt, "odt": layer.odt,
+        "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape),
+        "in_elems": ie, "out_elems": oe,
+        "in_bits": ie * layer.idt.bits, "out_bits": oe * layer.odt.bits,
+        "in_words": int(np.prod(layer.in_shape)) // ie,
+        "out_words": int(np.prod(layer.out_shape)) // oe,
+        "cycles": layer.cycles(),
+    }
+
+
+def _ctx_mvau(l: MVAU, c: dict) -> dict:
+    pe, simd = l.pe, l.simd
+    if l.mh % pe or l.mw % simd:
+        raise BnnccError(f"{l.name}: PE={pe} must divide MH={l.mh} and SIMD={simd} MW={l.mw}")
+    if l.binary:
+        acc_bits = signed_bits(0, l.mw)
+    else:
+        xmax = max(abs(l.idt.min), abs(l.idt.max))
+        bound = int(np.abs(l.weights).sum(axis=1).max(initial=0)) * xmax
+        acc_bits = signed_bits(-bound, bound)
+    if l.accdt is not None:
+        acc_bits = max(acc_bits, signed_bits(l.accdt.min, l.accdt.max))
+    lits = word_literals(l.weight_tiles(), l.wdt)                  # (PE, NF*SF)
+    c.update(mh=l.mh, mw=l.mw, pe=pe, simd=simd, nf=l.mh // pe, sf=l.mw // simd,
+             pixels=l.pixels, binary=bool(l.binary), wdt=l.wdt, wword_bits=simd * l.wdt.bits,
+             wword_ctype=builtin_uint(simd * l.wdt.bits),
+             acc_bits=acc_bits, weight_rows=[_rows(row) for row in lits],
+             thresholds=None, nt=0, tbits=0, tctype="int", threshold_rows=[], out_base=0)
+    if l.thresholds is not None:
+        t = np.asarray(l.thresholds, np.int64)
+        if l.odt.is_bipolar and t.shape[1] != 1:
+            raise BnnccError(f"{l.name}: a bipolar output needs exactly one threshold per row")
+        tbits = signed_bits(t.min(initial=0), t.max(initial=0))
+        c.update(thresholds=True, nt=int(t.shape[1]), tbits=tbits, tctype=builtin_int(tbits),
+                 threshold_rows=_threshold_rows(l.threshold_tiles()),
+                 out_base=out_levels(l.odt)[0])
+    return c
+
+
+def _ctx_thresholding(l: Thresholding, c: dict) -> dict:
+    t = np.asarray(l.thresholds, np.int64)
+    pe, ch = l.pe, l.channels
+    if ch % pe:
+        raise BnnccError(f"{l.name}: PE={pe} must divide the {ch} channels")
+    if l.odt.is_bipolar and t.shape[1] != 1:
+        raise BnnccError(f"{l.name}: a bipolar output needs exactly one threshold per channel")
+    nf = ch // pe
+    neg = None
+    if l.negate is not None and np.any(l.negate):
+        tiles = np.asarray(l.negate, bool).reshape(nf, pe).T
+        neg = [", ".join(str(int(v)) for v in row) for row in tiles]
+    lo, hi = l.idt.min, l.idt.max
+    c.update(pe=pe, nf=nf, channels=ch, pixels=int(np.prod(l.in_shape[:-1])),
+             nt=int(t.shape[1]), tbits=signed_bits(t.min(initial=0), t.max(initial=0)),
+             tctype=builtin_int(signed_bits(t.min(initial=0), t.max(initial=0))),
+             threshold_rows=_threshold_rows(l.threshold_tiles()), negate_rows=neg,
+             xbits=signed_bits(min(lo, -hi), max(hi, -lo)),
+             out_base=out_levels(l.odt)[0], out_step=out_levels(l.odt)[1])
+    return c
+
+
+def _ctx_swg(l: SlidingWindow, c: dict) -> dict:
+    ih, iw, ch = l.in_shape
+    oh, ow = l.out_shape[0], l.out_shape[1]
+    (kh, kw), (sh, sw) = l.kernel, l.stride
+    if ch % l.simd:
+        raise BnnccError(f"{l.name}: SIMD={l.simd} must divide the {ch} channels")
+    pad_word = word_literals(np.full((l.simd,), l.pad_value), l.idt).item()
+    c.update(ih=ih, iw=iw, channels=ch, simd=l.simd, cf=ch // l.simd, kh=kh, kw=kw, sh=sh, sw=sw,
+             pads=list(l.pads), pad_value=l.pad_value, oh=oh, ow=ow, nb=min(kh + sh, ih),
+             word_bits=l.simd * l.idt.bits, pad_word=pad_word)
+    return c
+
+
+def _ctx_maxpool(l: MaxPool, c: dict) -> dict:
+    ih, iw, ch = l.in_shape
+    oh, ow = l.out_shape[0], l.out_shape[1]
+    (kh, kw), (sh, sw) = l.kernel, l.stride
+    if (kh, kw) != (sh, sw):
+        raise BnnccError(f"{l.name}: the HLS max pool supports kernel == stride only "
+                         f"(kernel {[kh, kw]}, stride {[sh, sw]})")
+    if ch % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {ch} channels")
+    c.update(ih=ih, iw=iw, channels=ch, pe=l.pe, cf=ch // l.pe, kh=kh, kw=kw, oh=oh, ow=ow,
+             word_bits=l.pe * l.idt.bits)
+    return c
+
+
+def _ctx_labelselect(l: LabelSelect, c: dict) -> dict:
+    labels = l.labels
+    if labels % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {labels} labels")
+    if l.odt.max < labels - 1 or l.odt.signed:
+        raise BnnccError(f"{l.name}: output type {l.odt} cannot hold label {labels - 1}")
+    lo, hi = l.idt.min, l.idt.max
+    c.update(k=l.k, labels=labels, pe=l.pe, nf=labels // l.pe,
+             rows=int(np.prod(l.in_shape[:-1])), vbits=signed_bits(lo - 1, hi), empty=lo - 1)
+    return c
+
+
+def _ctx_dwc(l: WidthConverter, c: dict) -> dict:
+    e = int(np.prod(l.in_shape))
+    if e % l.in_elems or e % l.out_elems:
+        raise BnnccError(f"{l.name}: {e} elements do not split into words of "
+                         f"{l.in_elems} and {l.out_elems}")
+    c.update(dt=l.idt, buf_bits=(l.in_elems + l.out_elems) * l.idt.bits)
+    return c
+
+
+CONTEXT_OF = {
+    "MVAU": _ctx_mvau, "Thresholding": _ctx_thresholding, "SlidingWindow": _ctx_swg,
+    "MaxPool": _ctx_maxpool, "LabelSelect": _ctx_labelselect, "WidthConverter": _ctx_dwc,
+}
+
+
+def chain(design) -> list:
+    """The layers in stream order; the HLS backend handles straight pipelines."""
+    g = design.graph
+    order = list(nx.topological_sort(g))
+    if not order:
+        raise BnnccError("the design has no hardware layers")
+    for a, b in zip(order, order[1:]):
+        if list(g.successors(a)) != [b] or g.in_degree(b) != 1:
+            raise BnnccError("the HLS backend supports a straight chain of layers only "
+                             f"(the graph branches at {a})")
+    layers = [g.nodes[n]["layer"] for n in order]
+    for a, b in zip(layers, layers[1:]):
+        if out_elems(a) != in_elems(b):
+            raise BnnccError(f"{a.name} writes words of {out_elems(a)} elements but {b.name} "
+                             f"reads words of {in_elems(b)}: run bnncc.folding.fold_simple or "
+                             "insert_width_converters first")
+        if a.odt.bits != b.idt.bits:
+            raise BnnccError(f"{a.name} outputs {a.odt} but {b.name} reads {b.idt}")
+    return layers
+
+
+def layer_contexts(design) -> list[dict]:
+    layers = chain(design)
+    names, ctxs = set(), []
+    for l in layers:
+        name = c_name(l.name)
+        while name in names:
+            name += "_"
+        names.add(name)
+        ctxs.append(CONTEXT_OF[l.kind](l, _base(l, name)))
+    return ctxs
+
+
+def _bytes(bits: int) -> int:
+    return (bits + 7) // 8
+
+
+# -- the project ---------------------------------------------------------------------------
+
+def render(design, part: str = "xc7z020clg400-1", clock_mhz: float = 100.0,
+           cxxflags: str = CXXFLAGS) -> dict[str, bytes]:
+    """File name -> contents of the HLS project (nothing written)."""
+    env = _env()
+    ctxs = layer_contexts(design)
+    first, last = chain(design)[0], chain(design)[-1]
+    design_name = Path(str(design.source)).stem or "bnncc"
+    max_w = max(max(c["in_bits"], c["out_bits"], c.get("wword_bits", 0), c.get("buf_bits", 0))
+                for c in ctxs)
+    max_w = max(max_w, 8 * _bytes(ctxs[0]["in_bits"]), 8 * _bytes(ctxs[-1]["out_bits"]))
+    top = {
+        "design_name": design_name, "layers": ctxs, "fifo_depth": FIFO_DEPTH,
+        "in_words": ctxs[0]["in_words"], "in_elems": ctxs[0]["in_elems"], "in_dt": first.idt,
+        "out_words": ctxs[-1]["out_words"], "out_elems": ctxs[-1]["out_elems"],
+        "out_dt": last.odt,
+        "in_axi_bits": 8 * _bytes(ctxs[0]["in_bits"]),
+        "out_axi_bits": 8 * _bytes(ctxs[-1]["out_bits"]),
+        "max_word_bits": max_w, "ap_int_max_w": max(1024, -(-max_w // 1024) * 1024),
+        "part": part, "clock_mhz": f"{clock_mhz:g}", "period_ns": f"{1000.0 / clock_mhz:.3f}",
+        "project": f"{c_name(design_name)}_hls", "cxxflags": cxxflags,
+    }
+    files: dict[str, bytes] = {}
+    for c in ctxs:
+        files[c["name"] + ".hpp"] = env.get_template(TEMPLATE_OF[c["kind"]]).render(**c).encode()
+    for out, tpl in (("bnncc_common.h", "bnncc_common.h.j2"), ("top.hpp", "top.hpp.j2"),
+                     ("top.cpp", "top.cpp.j2"), ("tb.cpp", "tb.cpp.j2"),
+                     ("Makefile", "Makefile.j2"), ("run_hls.tcl", "run_hls.tcl.j2")):
+        files[out] = env.get_template(tpl).render(**top).encode()
+    for name in STATIC_FILES:
+        files[name] = (templates_dir() / name).read_bytes()
+    files["tb_input.bin"] = bytes(_bytes(top["in_axi_bits"]) * top["in_words"])
+    return dict(sorted(files.items()))
+
+
+def emit(design, outdir: Path, part: str = "xc7z020clg400-1",
+         clock_mhz: float = 100.0) -> list[Path]:
+    """Write the HLS project to outdir/hls/; returns the written paths (sorted)."""
+    files = render(design, part=part, clock_mhz=clock_mhz)
+    hls = Path(outdir) / "hls"
+    hls.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in files.items():
+        p = hls / name
+        p.write_bytes(data)
+        paths.append(p)
+    return paths

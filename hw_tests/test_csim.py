@@ -1,0 +1,291 @@
+"""HLS C simulation (g++): every layer kind against its golden layer on random data across
+PE/SIMD points (1, intermediate, fully unfolded); strict compiles (-Wall -Werror, C++14 and
+C++17); end-to-end bit-exactness on the repo's fixture models and random networks.
+
+Designs are built from layer objects directly, so the unit tests need no model files.
+Compiled binaries are cached by content hash ($BNNCC_CACHE or ~/.cache/bnncc).
+Frames per fixture model: $BNNCC_CSIM_FRAMES (default 100)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from bnncc.backends import hls
+from bnncc.datatypes import DataType
+from bnncc.folding import fold_simple, insert_width_converters
+from bnncc.ir import Design, HostStage
+from bnncc.layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding
+from bnncc.sim import csim
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+BIP = DataType.bipolar()
+
+pytestmark = pytest.mark.skipif(shutil.which(csim.CXX) is None, reason="g++ not found")
+
+
+def make_design(*layers) -> Design:
+    g = nx.DiGraph()
+    for l in layers:
+        g.add_node(l.name, layer=l)
+    for a, b in zip(layers, layers[1:]):
+        g.add_edge(a.name, b.name)
+    stage = HostStage(shape=(1,), gather=np.zeros(1, int), chain=[])
+    d = Design("unit", g, "x", (1,) + tuple(layers[0].in_shape), "y",
+               (1,) + tuple(layers[-1].out_shape), stage, stage)
+    return insert_width_converters(d)
+
+
+def rand_values(rng, dt: DataType, shape) -> np.ndarray:
+    if dt.is_bipolar:
+        return rng.choice([-1, 1], size=shape).astype(np.int64)
+    return rng.integers(dt.min, dt.max + 1, size=shape).astype(np.int64)
+
+
+def check(design: Design, q: np.ndarray) -> None:
+    """csim == golden, final output and every layer's stream, integer equality."""
+    trace: dict = {}
+    gold = design.run_layers(q, trace)
+    out, ctrace = csim.simulate(design, q)
+    for name, want in trace.items():
+        got = ctrace[name]
+        assert got.shape == want.shape, name
+        if not np.array_equal(got, want):
+            idx = tuple(np.argwhere(got != want)[0])
+            pytest.fail(f"first mismatch at layer {name} index {idx}: csim {got[idx]} "
+                        f"golden {want[idx]}")
+    assert np.array_equal(out, gold)
+
+
+def _frames(rng, layer, n=3):
+    return rand_values(rng, layer.idt, (n,) + tuple(layer.in_shape))
+
+
+# -- MVAU ---------------------------------------------------------------------------------
+
+def _mvau(rng, *, binary, idt, wdt, mh, mw, pe, simd, pixels=(), nt=None, odt=None):
+    w = rand_values(rng, wdt, (mh, mw))
+    if binary:
+        acc = DataType.for_range(0, mw)
+    else:
+        xmax = max(abs(idt.min), abs(idt.max))
+        bound = int(np.abs(w).sum(1).max()) * xmax
+        acc = DataType.for_range(-bound, bound)
+    thr = None
+    if nt:
+        lo, hi = (0, mw) if binary else (-mw * 2, mw * 2)
+        thr = np.sort(rng.integers(lo, hi + 1, size=(mh, nt)), axis=1)
+    else:
+        odt = acc
+    return MVAU("mvau", idt, odt, tuple(pixels) + (mw,), tuple(pixels) + (mh,), weights=w,
+                wdt=wdt, binary=binary, accdt=acc, thresholds=thr, tdt=acc, pe=pe, simd=simd)
+
+
+MVAU_FOLDS = [(1, 1), (2, 4), (4, 8), (12, 24)]   # (PE, SIMD); the last is fully unfolded
+
+
+@pytest.mark.parametrize("pe,simd", MVAU_FOLDS)
+@pytest.mark.parametrize("thresholds", [True, False])
+def test_mvau_binary(pe, simd, thresholds):
+    rng = np.random.default_rng(pe * 100 + simd)
+    l = _mvau(rng, binary=True, idt=BIP, wdt=BIP, mh=12, mw=24, pe=pe, simd=simd,
+              pixels=(2, 3), nt=1 if thresholds else None, odt=BIP)
+    check(make_design(l), _frames(rng, l))
+
+
+@pytest.mark.parametrize("pe,simd", MVAU_FOLDS)
+@pytest.mark.parametrize("idt,wdt,odt,nt", [
+    (DataType.int(4), BIP, DataType.uint(2), 3),
+    (DataType.uint(3), DataType.int(2, narrow=True), DataType.int(2), 3),
+    (BIP, DataType.int(3), None, None),
+    (DataType.int(8), DataType.int(4), BIP, 1),
+])
+def test_mvau_multiply(pe, simd, idt, wdt, odt, nt):
+    rng = np.random.default_rng(pe * 100 + simd + idt.bits)
+    l = _mvau(rng, binary=False, idt=idt, wdt=wdt, mh=12, mw=24, pe=pe, simd=simd,
+              pixels=(3,), nt=nt, odt=odt)
+    check(make_design(l), _frames(rng, l))
+
+
+def test_mvau_wide_words():
+    """SIMD*wbits > 64: weights as ap_uint strings (one starts with 0b / 0d hex digits)."""
+    rng = np.random.default_rng(7)
+    l = _mvau(rng, binary=True, idt=BIP, wdt=BIP, mh=4, mw=256, pe=2, simd=128, nt=1, odt=BIP)
+    l.weights[0, 120:128] = [-1, -1, -1, -1, 1, 1, -1, 1]    # top hex digits "0b..."
+    check(make_design(l), _frames(rng, l, 4))
+
+
+# -- Thresholding --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pe", [1, 4, 8])
+@pytest.mark.parametrize("idt,odt,nt,negate", [
+    (DataType.int(6), DataType.uint(2), 3, True),
+    (DataType.uint(5), DataType.int(3), 7, False),
+    (DataType.int(10), BIP, 1, True),
+])
+def test_thresholding(pe, idt, odt, nt, negate):
+    rng = np.random.default_rng(pe + nt)
+    c = 8
+    thr = np.sort(rng.integers(idt.min - 1, idt.max + 2, size=(c, nt)), axis=1)
+    neg = (rng.random(c) < 0.5) if negate else None
+    l = Thresholding("thr", idt, odt, (2, 3, c), (2, 3, c), thresholds=thr, tdt=idt,
+                     negate=neg, pe=pe)
+    check(make_design(l), _frames(rng, l))
+
+
+# -- SlidingWindow -------------------------------------------------------------------------
+
+def _swg(idt, hw, c, kernel, stride, pads, simd, pad_value=0):
+    (h, w), (kh, kw), (sh, sw) = hw, kernel, stride
+    t, lft, b, r = pads
+    oh, ow = (h + t + b - kh) // sh + 1, (w + lft + r - kw) // sw + 1
+    return SlidingWindow("swg", idt, idt, (h, w, c), (oh, ow, kh * kw * c), kernel=kernel,
+                         stride=stride, pads=pads, pad_value=pad_value, simd=simd)
+
+
+@pytest.mark.parametrize("simd", [1, 2, 4])
+@pytest.mark.parametrize("idt,hw,kernel,stride,pads,pad_value", [
+    (DataType.int(3), (5, 6), (3, 3), (1, 1), (1, 1, 1, 1), 0),
+    (BIP, (6, 6), (2, 2), (2, 2), (0, 0, 0, 0), 1),
+    (DataType.uint(4), (7, 5), (3, 2), (2, 1), (0, 1, 2, 0), 3),
+    (BIP, (4, 4), (3, 3), (1, 1), (2, 2, 2, 2), -1),
+    (DataType.int(5), (3, 3), (5, 5), (1, 1), (1, 1, 1, 1), -2),   # window taller than image
+])
+def test_sliding_window(simd, idt, hw, kernel, stride, pads, pad_value):
+    rng = np.random.default_rng(simd)
+    l = _swg(idt, hw, 4, kernel, stride, pads, simd, pad_value)
+    check(make_design(l), _frames(rng, l))
+
+
+# -- MaxPool -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pe", [1, 2, 4])
+@pytest.mark.parametrize("idt,hw,k", [
+    (BIP, (6, 6), 2), (DataType.int(3), (5, 7), 2), (DataType.uint(4), (6, 6), 3),
+])
+def test_maxpool(pe, idt, hw, k):
+    rng = np.random.default_rng(pe * 10 + k)
+    h, w = hw
+    l = MaxPool("pool", idt, idt, (h, w, 4), (h // k, w // k, 4), kernel=(k, k), stride=(k, k),
+                pe=pe)
+    check(make_design(l), _frames(rng, l))
+
+
+# -- LabelSelect ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pe", [1, 2, 10])
+@pytest.mark.parametrize("k", [1, 3, 10])
+@pytest.mark.parametrize("idt", [DataType.int(3), DataType.uint(2), BIP])
+def test_labelselect(pe, k, idt):
+    rng = np.random.default_rng(pe * 10 + k)
+    l = LabelSelect("top", idt, DataType.for_range(0, 9), (10,), (k,), k=k, pe=pe)
+    q = _frames(rng, l, 20)                         # few distinct values: many ties
+    check(make_design(l), q)
+
+
+def test_labelselect_rows():
+    rng = np.random.default_rng(3)
+    l = LabelSelect("top", DataType.int(4), DataType.for_range(0, 5), (3, 6), (3, 2), k=2, pe=3)
+    check(make_design(l), _frames(rng, l, 4))
+
+
+# -- WidthConverter ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("a,b", [(1, 8), (8, 1), (4, 6), (6, 4), (16, 3), (2, 48)])
+@pytest.mark.parametrize("dt", [BIP, DataType.int(5)])
+def test_width_converter(a, b, dt):
+    """Two thresholdings with different PE: fold inserts a WidthConverter a -> b."""
+    rng = np.random.default_rng(a * 100 + b)
+    c = 48
+    ident = np.arange(dt.min, dt.max)[None, :].repeat(c, 0) + 1   # identity thresholds
+    odt = DataType.int(dt.bits) if not dt.is_bipolar else BIP
+    if dt.is_bipolar:
+        ident = np.zeros((c, 1), int)
+    t1 = Thresholding("t1", dt, odt, (c,), (c,), thresholds=ident, tdt=DataType.int(6), pe=a)
+    t2 = Thresholding("t2", odt, odt, (c,), (c,), thresholds=ident, tdt=DataType.int(6), pe=b)
+    d = make_design(t1, t2)
+    assert "WidthConverter" in {l.kind for l in d.layers()}
+    check(d, _frames(rng, t1, 3))
+
+
+# -- a chain of every kind, strict compiles ----------------------------------------------------
+
+def every_kind_design():
+    import sys
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_hls import every_kind_design as mk
+    return mk()
+
+
+def test_every_kind_chain():
+    d = every_kind_design()
+    rng = np.random.default_rng(1)
+    check(d, _frames(rng, d.first(), 5))
+
+
+def _strict_compile(files: dict, tmp: Path, std: str) -> None:
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+    cmd = [csim.CXX, f"-std={std}", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
+           "-O2", "-isystem", str(csim.ap_include()), "-I", str(tmp),
+           str(tmp / "top.cpp"), str(tmp / "tb.cpp"), "-o", str(tmp / "tb")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("std", ["c++14", "c++17"])
+def test_strict_compile(tmp_path, std):
+    _strict_compile(hls.render(every_kind_design()), tmp_path, std)
+
+
+def test_makefile_builds(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("make not found")
+    for name, data in hls.render(every_kind_design()).items():
+        (tmp_path / name).write_bytes(data)
+    r = subprocess.run(["make", "-C", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(["./tb", "tb_input.bin", "1", "."], cwd=tmp_path, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+def _index() -> list[dict]:
+    p = FIXTURES / "index.json"
+    return json.loads(p.read_text()) if p.is_file() else []
+
+
+@pytest.mark.parametrize("entry", _index(), ids=lambda e: e["name"])
+def test_fixture_model(entry, tmp_path):
+    from bnncc import api
+    model = FIXTURES / entry["model"]
+    refs = FIXTURES / entry["refs"]
+    if not model.is_file() or not refs.is_file():
+        pytest.skip(f"fixture {entry['name']} not present")
+    d = api.load(str(model))
+    fold_simple(d)
+    x = np.load(refs)["inputs"][: int(os.environ.get("BNNCC_CSIM_FRAMES", "100"))]
+    check(d, d.quantize_input(x))
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("BNNCC_CSIM_NETS", "50"))))
+def test_random_network(seed, tmp_path):
+    netgen = pytest.importorskip("bnncc.testing.netgen")
+    import onnx
+
+    from bnncc import api
+    case = netgen.random_network(seed)
+    path = tmp_path / f"{case.name}.onnx"
+    onnx.save(case.model, str(path))
+    d = api.load(str(path))
+    fold_simple(d)
+    check(d, d.quantize_input(case.inputs))
