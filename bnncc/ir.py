@@ -16,6 +16,8 @@ import numpy as np
 
 from .datatypes import DataType
 
+INPUT = "__input__"   # the host's input stream, as a producer name
+
 
 @dataclass
 class Layer:
@@ -80,6 +82,14 @@ class Design:
     def layer(self, name: str) -> Layer:
         return self.graph.nodes[name]["layer"]
 
+    def inputs_of(self, name: str) -> list[str]:
+        """Producers of a layer's inputs in argument order (INPUT for the host stream)."""
+        layer = self.graph.nodes[name]["layer"]
+        if getattr(layer, "inputs", None):
+            return list(layer.inputs)
+        preds = list(self.graph.predecessors(name))
+        return preds or [INPUT]
+
     def first(self) -> Layer:
         return self.layers()[0]
 
@@ -98,11 +108,10 @@ class Design:
     def run_layers(self, q: np.ndarray, trace: dict | None = None) -> np.ndarray:
         """Integer execution of the hardware layers; `trace` collects every layer's output."""
         from .layers.bits import unpacked
-        outs: dict[str, np.ndarray] = {}
+        outs: dict[str, np.ndarray] = {INPUT: q}
         for name in nx.topological_sort(self.graph):
             layer = self.graph.nodes[name]["layer"]
-            preds = list(self.graph.predecessors(name))
-            args = [outs[p] for p in preds] if preds else [q]
+            args = [outs[p] for p in self.inputs_of(name)]
             n = args[0].shape[0]
             y = layer.execute(*[a.reshape((n,) + tuple(layer.in_shape)) for a in args])
             outs[name] = y

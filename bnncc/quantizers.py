@@ -134,6 +134,17 @@ class TruncQuant(Quantizer):
 
 
 @dataclass
+class LinearQuant(Quantizer):
+    """ONNX QuantizeLinear: q = saturate(round_half_even(y / scale) + zero_point)."""
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        f32 = np.float32
+        q = np.round(np.asarray(y, f32) / self.scale.astype(f32)) + self.zeropt.astype(f32)
+        q = np.clip(q, self.dtype.min, self.dtype.max)
+        return q.astype(np.int64) - self.dtype.min
+
+
+@dataclass
 class FixedInput(Quantizer):
     """A declared input type (no quantizer in the model): q = round_half_even(x / scale).
     Values outside the type's range are an error, not clamped."""

@@ -26,15 +26,14 @@ from onnx import numpy_helper
 
 from ..datatypes import DataType
 from ..errors import BnnccError, UnsupportedError
-from ..ir import Design, HostStage
-from ..layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding
+from ..ir import INPUT, Design, HostStage
+from ..layers import (MVAU, AddStreams, Concat, LabelSelect, MaxPool, SlidingWindow,
+                      Thresholding)
 from ..passes.chain import ChainOp, compose_affine, eval_chain, reduce_channels
 from ..passes.thresholds import fold_thresholds
 from ..passes.widths import mvau_acc_range
 from ..quantizers import (ROUNDING_MODES, BipolarQuant, FixedInput, FloatThresholds,
-                          IntQuant, SignQuant, TruncQuant, parse_dtype)
-
-INPUT = "__input__"
+                          IntQuant, LinearQuant, SignQuant, TruncQuant, parse_dtype)
 
 
 @dataclass
@@ -408,7 +407,7 @@ class Lowering:
             raise self.err(f"{node.op_type} on a non-constant tensor is not supported", node)
         return folded
 
-    op_Gather = op_Concat = op_Cast = op_Pow = op_Sqrt = op_Neg = op_Range = _const_only
+    op_Gather = op_Cast = op_Pow = op_Sqrt = op_Neg = op_Range = _const_only
     op_ConstantOfShape = op_Expand = op_Slice = op_Floor = op_Ceil = op_Exp = op_Log = _const_only
     op_Reciprocal = _const_only
 
@@ -419,6 +418,8 @@ class Lowering:
             return folded
         a, b = ins
         if isinstance(a, Act) and isinstance(b, Act):
+            if node.op_type in ("Add", "Sub"):
+                return self.add_streams(node, a, b, 1 if node.op_type == "Add" else -1)
             raise self.err(f"{node.op_type} of two non-constant tensors is not supported", node)
         x, c, name = (a, b.value, op) if isinstance(a, Act) else (b, a.value, rop)
         if name is None:
@@ -703,6 +704,131 @@ class Lowering:
     def _unused_downstream(self, name: str) -> bool:
         return self.g.out_degree(name) == 0
 
+    # -- joining streams -------------------------------------------------------------------
+    def _stream_operand(self, x: Act, node):
+        """An integer stream in its producer's order, as (Act, scalar scale, offsets)."""
+        x = self.integer(x, node)
+        hw = tuple(x.shape[p] for p in hw_perm(len(x.shape)))[1:]
+        if not np.array_equal(x.pos, canonical_pos(x.shape)) or tuple(self.src_shape(x)) != hw:
+            raise self.err("operand is not its producer's stream in order (a layout change "
+                           "before a residual add / concat is not supported)", node)
+        affine = compose_affine(x.chain)
+        if affine is None:
+            raise self.err("operand has a non-affine float op (e.g. Relu) that is not followed "
+                           "by a quantizer", node)
+        mul, add = (np.broadcast_to(v, x.shape) for v in affine)
+        s = np.unique(mul)
+        if s.size != 1 or s[0] == 0:
+            raise self.err("operand has per-channel scales; only per-tensor scales can be "
+                           "added exactly", node)
+        return x, float(s[0]), add, hw
+
+    def add_streams(self, node, a: Act, b: Act, sign: int) -> Act:
+        """Residual add: ka * qa + kb * qb with ka / kb the exact ratio of the real scales."""
+        from fractions import Fraction
+        if tuple(a.shape) != tuple(b.shape):
+            raise self.err(f"operands of shapes {list(a.shape)} and {list(b.shape)}; "
+                           "broadcasting adds are not supported", node)
+        a, sa, adda, hw = self._stream_operand(a, node)
+        b, sb, addb, _ = self._stream_operand(b, node)
+        ratio = Fraction(sa) / Fraction(sb)
+        ka, kb = ratio.numerator, sign * ratio.denominator
+        if max(abs(ka), abs(kb)) > 1 << 32:
+            raise self.err(f"the operands' scales {sa:g} and {sb:g} have no integer ratio "
+                           "below 2^32, so the sum cannot be formed exactly in integers", node)
+        ends = [ka * va + kb * vb for va in (a.dtype.min, a.dtype.max)
+                for vb in (b.dtype.min, b.dtype.max)]
+        odt = DataType.for_range(min(ends), max(ends))
+        layer = AddStreams(self.new_name("add"), a.dtype, odt, hw, hw, [node.name],
+                           idt_b=b.dtype, ka=ka, kb=kb, inputs=[a.src, b.src])
+        self.add_layer(layer, a.src)
+        if b.src != INPUT:
+            self.g.add_edge(b.src, layer.name)
+        mul = sb / abs(kb)
+        chain = [ChainOp("affine", (self.full(mul, a.shape), adda + sign * addb), node.name)]
+        return Act(a.shape, canonical_pos(a.shape), layer.name, odt, chain)
+
+    def op_Concat(self, node, ins, attrs):
+        if all(isinstance(v, Const) for v in ins):
+            return self.fold_standard(node, ins)
+        if not all(isinstance(v, Act) for v in ins):
+            raise self.err("Concat of a constant and a non-constant tensor is not supported", node)
+        nd = len(ins[0].shape)
+        if attrs.get("axis", 1) % nd != 1:
+            raise self.err("Concat is supported along the channel axis only", node)
+        ops = [self._stream_operand(x, node) for x in ins]
+        scales = {s for _, s, _, _ in ops}
+        if len(scales) != 1:
+            raise self.err(f"Concat operands have different scales {sorted(scales)}; "
+                           "requantize them to one scale first", node)
+        lo = min(x.dtype.min for x, *_ in ops)
+        hi = max(x.dtype.max for x, *_ in ops)
+        odt = DataType.bipolar() if all(x.dtype.is_bipolar for x, *_ in ops) else \
+            DataType.for_range(lo if lo != -1 or hi != 1 else -1, hi)
+        chans = tuple(x.shape[1] for x, *_ in ops)
+        shape = (1, sum(chans)) + tuple(ins[0].shape[2:])
+        hw_out = tuple(shape[p] for p in hw_perm(nd))[1:]
+        layer = Concat(self.new_name("concat"), ops[0][0].dtype, odt, ops[0][3], hw_out,
+                       [node.name], idt_b=ops[1][0].dtype, channels=chans,
+                       inputs=[x.src for x, *_ in ops])
+        self.add_layer(layer, ops[0][0].src)
+        for x, *_ in ops[1:]:
+            if x.src != INPUT:
+                self.g.add_edge(x.src, layer.name)
+        add = np.concatenate([a for *_, a, _ in ops], axis=1)
+        chain = [ChainOp("affine", (self.full(scales.pop(), shape), add), node.name)]
+        return Act(shape, canonical_pos(shape), layer.name, odt, chain)
+
+    # -- QDQ (onnxruntime static quantization) ------------------------------------------
+    def _qdq_params(self, node, shape, axis):
+        scale = np.asarray(self.const(node.input[1], node), np.float64)
+        zp_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        zp_raw = self.const(zp_name, node) if zp_name else np.zeros((), np.uint8)
+        zp = np.asarray(zp_raw, np.float64)
+        if scale.ndim == 1 and scale.size > 1:   # per-axis
+            bshape = [1] * len(shape)
+            bshape[axis % len(shape)] = scale.size
+            scale, zp = scale.reshape(bshape), (zp.reshape(bshape) if zp.ndim else zp)
+        return (np.broadcast_to(scale, shape).copy(), np.broadcast_to(zp, shape).copy(),
+                np.asarray(zp_raw).dtype)
+
+    def op_QuantizeLinear(self, node, ins, attrs):
+        x = ins[0]
+        shape = x.value.shape if isinstance(x, Const) else x.shape
+        scale, zp, zdt = self._qdq_params(node, shape, attrs.get("axis", 1))
+        if attrs.get("block_size", 0):
+            raise self.err("blocked QuantizeLinear is not supported", node)
+        out_dt = attrs.get("output_dtype", 0)
+        np_dt = onnx.helper.tensor_dtype_to_np_dtype(out_dt) if out_dt else zdt
+        if not np.issubdtype(np_dt, np.integer):
+            raise self.err(f"QuantizeLinear to {np_dt} is not supported (integer types only)", node)
+        info = np.iinfo(np_dt)
+        dtype = DataType.for_range(int(info.min), int(info.max))
+        if np.any(scale <= 0):
+            raise self.err("QuantizeLinear scale must be positive", node)
+        y = self.quantize(node, x, LinearQuant(dtype, scale, zp))
+        if isinstance(y, Act):   # the ONNX value of QuantizeLinear is the integer itself
+            y.chain = [ChainOp("affine", (self.full(1.0, y.shape), self.full(0.0, y.shape)),
+                               node.name)]
+        else:
+            y = Const(y.quant.q.astype(np_dt), QConst(y.quant.q, np.ones(shape), np.zeros(shape),
+                                                      dtype))
+        return y
+
+    def op_DequantizeLinear(self, node, ins, attrs):
+        x = ins[0]
+        shape = x.value.shape if isinstance(x, Const) else x.shape
+        scale, zp, _ = self._qdq_params(node, shape, attrs.get("axis", 1))
+        if isinstance(x, Const):
+            q = np.asarray(x.value).astype(np.int64)
+            value = ((q - zp) * scale).astype(np.float32)
+            dtype = DataType.for_values(q) if q.size else DataType.int(8)
+            return Const(value, QConst(q, scale.astype(np.float32), zp, dtype))
+        p = np.float32
+        chain = x.chain + [ChainOp("sub", (zp.astype(p),), node.name),
+                           ChainOp("mul", (scale.astype(p),), node.name)]
+        return Act(x.shape, x.pos, x.src, x.dtype, chain, x.shared)
+
     # -- compute layers ------------------------------------------------------------------
     def _mvau(self, node, x: Act, wq: np.ndarray, ws: np.ndarray, wdt: DataType,
               k_offset: np.ndarray, in_shape: tuple, out_shape: tuple, pred: str) -> MVAU:
@@ -947,5 +1073,6 @@ class Lowering:
 
 def lower(model: onnx.ModelProto, path: str, input_type: str | None = None,
           input_scale: float = 1.0) -> Design:
+    from ..passes.streams import insert_duplicates
     from ..passes.widths import minimize_widths
-    return minimize_widths(Lowering(model, path, input_type, input_scale).run())
+    return minimize_widths(insert_duplicates(Lowering(model, path, input_type, input_scale).run()))

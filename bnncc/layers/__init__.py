@@ -3,8 +3,9 @@ from .dwc import WidthConverter
 from .labelselect import LabelSelect
 from .maxpool import MaxPool
 from .mvau import MVAU
+from .streams import AddStreams, Concat, Duplicate
 from .swg import SlidingWindow
 from .thresholding import Thresholding
 
 KINDS = {cls.kind: cls for cls in (MVAU, Thresholding, SlidingWindow, MaxPool, LabelSelect,
-                                         WidthConverter)}
+                                         WidthConverter, AddStreams, Concat, Duplicate)}
