@@ -27,7 +27,7 @@ from onnx import numpy_helper
 from ..datatypes import DataType
 from ..errors import BnnccError, UnsupportedError
 from ..ir import INPUT, Design, HostStage
-from ..layers import (MVAU, AddStreams, Concat, LabelSelect, MaxPool, SlidingWindow,
+from ..layers import (MVAU, AddStreams, Concat, LabelSelect, MaxPool, SlidingWindow, SumPool,
                       Thresholding)
 from ..passes.chain import ChainOp, compose_affine, eval_chain, reduce_channels
 from ..passes.thresholds import fold_thresholds
@@ -990,6 +990,50 @@ class Lowering:
                        for p in x.chain[0].params)
         return Act(shape, canonical_pos(shape), layer.name, x.dtype,
                    [ChainOp("affine", params, x.chain[0].node)])
+
+    def _sum_pool(self, node, x: Act, kh, kw, sh, sw) -> Act:
+        x = self.integer(x, node)
+        self._spatial(node, x)
+        affine = compose_affine(x.chain)
+        if affine is None:
+            raise self.err("average pooling must follow a quantizer (a non-affine float op "
+                           "comes before it)", node)
+        _, c, h, w = x.shape
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+        chan = x.pos.reshape(-1) % c
+        mul, add = (reduce_channels(np.broadcast_to(v, x.shape), chan, c) for v in affine)
+        if mul is None or add is None:
+            raise self.err("average pooling input scale varies within a channel", node)
+        k = kh * kw
+        lo, hi = k * x.dtype.min, k * x.dtype.max
+        odt = DataType.for_range(lo, hi)
+        layer = SumPool(self.new_name("sumpool"), x.dtype, odt, (h, w, c), (oh, ow, c),
+                        [node.name], kernel=(kh, kw), stride=(sh, sw))
+        self.add_layer(layer, x.src)
+        shape = (1, c, oh, ow)
+        cb = lambda v: self.full(np.asarray(v).reshape(1, c, 1, 1), shape)
+        # the sum of the window's real values, then the float division AveragePool does
+        chain = [ChainOp("affine", (cb(mul), cb(k * add)), node.name),
+                 ChainOp("div", (self.full(np.float32(k), shape).astype(np.float32),), node.name)]
+        return Act(shape, canonical_pos(shape), layer.name, odt, chain)
+
+    def op_AveragePool(self, node, ins, attrs):
+        x = ins[0]
+        if not isinstance(x, Act):
+            return self._const_only(node, ins, attrs)
+        if any(attrs.get("pads", [0, 0, 0, 0])) or attrs.get("ceil_mode", 0) or \
+                _s(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID") or \
+                any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise self.err("padded, ceil-mode or dilated AveragePool is not supported", node)
+        kh, kw = attrs["kernel_shape"]
+        sh, sw = attrs.get("strides", [1, 1])
+        return self._sum_pool(node, x, kh, kw, sh, sw)
+
+    def op_GlobalAveragePool(self, node, ins, attrs):
+        x = ins[0]
+        if not isinstance(x, Act) or len(x.shape) != 4:
+            raise self.err("GlobalAveragePool needs an NCHW feature map", node)
+        return self._sum_pool(node, x, x.shape[2], x.shape[3], 1, 1)
 
     # -- output heads --------------------------------------------------------------------
     def _head(self, node, x: Act, k: int, axis: int, keepdims: bool, want_values: bool):

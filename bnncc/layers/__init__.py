@@ -4,8 +4,10 @@ from .labelselect import LabelSelect
 from .maxpool import MaxPool
 from .mvau import MVAU
 from .streams import AddStreams, Concat, Duplicate
+from .sumpool import SumPool
 from .swg import SlidingWindow
 from .thresholding import Thresholding
 
 KINDS = {cls.kind: cls for cls in (MVAU, Thresholding, SlidingWindow, MaxPool, LabelSelect,
-                                         WidthConverter, AddStreams, Concat, Duplicate)}
+                                         WidthConverter, AddStreams, Concat, Duplicate,
+                                         SumPool)}

@@ -1,0 +1,37 @@
+"""Sum pooling of a channels-last integer stream: the integer part of average pooling.
+The division by the window size stays a float op in the chain, folded into the next
+quantizer's thresholds exactly like a BatchNorm scale (a global average pool is a sum
+pool whose window is the whole image)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import Layer
+from .bits import unpacked
+
+
+@dataclass
+class SumPool(Layer):
+    kernel: tuple = (2, 2)
+    stride: tuple = (2, 2)
+    pe: int = 1
+    kind = "SumPool"
+
+    def execute(self, x) -> np.ndarray:
+        x = unpacked(x).astype(np.int64)
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        oh, ow = self.out_shape[0], self.out_shape[1]
+        out = np.zeros((x.shape[0], oh, ow, x.shape[-1]), np.int64)
+        for ky in range(kh):
+            for kx in range(kw):
+                out += x[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
+        return out.astype(self.odt.np_dtype)
+
+    def describe(self) -> dict:
+        return {"kernel": list(self.kernel), "stride": list(self.stride)}
+
+    def cycles(self) -> int:
+        ih, iw, c = self.in_shape
+        return ih * iw * c // self.pe
