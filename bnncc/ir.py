@@ -113,7 +113,8 @@ class Design:
             layer = self.graph.nodes[name]["layer"]
             args = [outs[p] for p in self.inputs_of(name)]
             n = args[0].shape[0]
-            y = layer.execute(*[a.reshape((n,) + tuple(layer.in_shape)) for a in args])
+            shapes = getattr(layer, "in_shapes", None) or [layer.in_shape] * len(args)
+            y = layer.execute(*[a.reshape((n,) + tuple(s)) for a, s in zip(args, shapes)])
             outs[name] = y
             if trace is not None:
                 trace[name] = unpacked(y)

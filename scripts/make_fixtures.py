@@ -843,7 +843,7 @@ def main(argv=None) -> int:
         if fam in only:
             builders[fam]()
     order = {f: i for i, f in enumerate(FAMILIES)}
-    index.sort(key=lambda e: (order[e["family"]], e["name"]))
+    index.sort(key=lambda e: (order.get(e["family"], len(order)), e["name"]))
     index_path.write_text(json.dumps(index, indent=2) + "\n")
 
     log("\nfiles:")

@@ -174,8 +174,10 @@ class Lowering:
     def integer(self, act: Act, node) -> Act:
         return self.declare_input(act, node) if act.src is None else act
 
-    def int_input(self, act: Act, node) -> tuple[float, np.ndarray]:
-        """An integer-valued Act as (scalar scale s, per-element offset b): real = s*q + b."""
+    def int_input(self, act: Act, node) -> tuple[float, np.ndarray, np.ndarray]:
+        """An integer-valued Act as real = s * r * q + b: a scalar scale s, per-element
+        integer factors r >= 1 (per-channel scales that are integer multiples of the
+        smallest one, folded into the weights) and per-element offsets b."""
         if act.src is None:
             raise self.err("input is the raw float model input; a quantizer must come first", node)
         affine = compose_affine(act.chain)
@@ -184,11 +186,15 @@ class Lowering:
             raise self.err(f"input is not a quantized integer tensor: float ops ({ops}) "
                            "between quantizers cannot be absorbed", node)
         mul, add = (np.broadcast_to(v, act.shape) for v in affine)
-        s = np.unique(mul)
-        if s.size != 1 or s[0] == 0:
-            raise self.err("input has per-channel scales; only a per-tensor input scale "
-                           "can be absorbed into integer weights", node)
-        return float(s[0]), add
+        s = float(np.min(np.abs(mul)))
+        if s == 0 or np.any(mul <= 0):
+            raise self.err("input scale must be positive", node)
+        ratio = mul / s
+        r = np.round(ratio)
+        if not np.array_equal(ratio, r) or r.max() > 1 << 16:
+            raise self.err("input has per-channel scales that are not integer multiples of "
+                           "the smallest one; they cannot be absorbed into integer weights", node)
+        return s, r.astype(np.int64), add
 
     def weights(self, c: Const, node, axis: int) -> tuple[np.ndarray, np.ndarray, DataType]:
         """Integer weights and their per-output-channel scale (`axis` = output axis)."""
@@ -876,10 +882,14 @@ class Lowering:
         x = self.integer(x, node)
         if len(x.shape) != 2 or x.shape[0] != 1:
             raise self.err(f"fully connected input must be (1, K), got {list(x.shape)}", node)
-        s, add = self.int_input(x, node)
+        s, r, add = self.int_input(x, node)
         wq, ws, wdt = self.weights(w, node, axis=0 if transpose else 1)
         if transpose:
             wq = wq.T
+        w_real = wq * ws[None, :]
+        if np.any(r != 1):   # per-feature input scales become integer weight factors
+            wq = wq * r.reshape(-1, 1)
+            wdt = DataType.for_values(wq)
         k = x.shape[1]
         if wq.ndim != 2 or wq.shape[0] != k:
             raise self.err(f"weight shape {list(wq.shape)} does not match input {k}", node)
@@ -889,7 +899,7 @@ class Lowering:
         order = np.argsort(x.pos.reshape(-1))      # ONNX feature index at each stream position
         w_hw = wq[order, :].T.copy()               # (MH, MW) in stream order
         m = wq.shape[1]
-        offset = (add.reshape(-1).astype(np.float64) @ (wq * ws[None, :]).astype(np.float64))
+        offset = add.reshape(-1).astype(np.float64) @ w_real.astype(np.float64)
         pred = x.src
         if len(src_shape) > 1:
             self.notes.append(f"{node.name}: flattened feature map; weights permuted to "
@@ -920,8 +930,15 @@ class Lowering:
             raise self.err("dilated convolution is not supported", node)
         if _s(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
             raise self.err("auto_pad SAME_* is not supported; export explicit pads", node)
-        s, add = self.int_input(x, node)
+        s, r, add = self.int_input(x, node)
         wq, ws, wdt = self.weights(w, node, axis=0)
+        w_real = wq * ws[:, None, None, None]
+        r_c = reduce_channels(r, x.pos.reshape(-1) % x.shape[1], x.shape[1])
+        if r_c is None:
+            raise self.err("input scale varies within a channel", node)
+        if np.any(r_c != 1):   # per-channel input scales become integer weight factors
+            wq = wq * r_c.reshape(1, -1, 1, 1)
+            wdt = DataType.for_values(wq)
         oc, ic, kh, kw = wq.shape
         _, c, h, wd = x.shape
         if ic != c:
@@ -936,7 +953,7 @@ class Lowering:
             raise self.err("input offset varies within a channel", node)
         pad_value = 0
         if pt or pl or pb or pr:
-            q0 = -add_c / s
+            q0 = -add_c / (s * r_c)
             if x.dtype.is_bipolar or not np.all(q0 == q0[0]) or q0[0] != np.round(q0[0]) or \
                     not x.dtype.min <= q0[0] <= x.dtype.max:
                 raise self.err("zero padding needs an input datatype that can represent 0 "
@@ -947,7 +964,7 @@ class Lowering:
                             pads=(pt, pl, pb, pr), pad_value=pad_value)
         self.add_layer(swg, x.src)
         w_hw = wq.transpose(0, 2, 3, 1).reshape(oc, -1).copy()
-        offset = (add_c[None, :] * (wq * ws[:, None, None, None]).sum((2, 3))).sum(1)
+        offset = (add_c[None, :] * w_real.sum((2, 3))).sum(1)
         layer = self._mvau(node, x, w_hw, ws, wdt, offset, (oh, ow, kh * kw * c), (oh, ow, oc),
                            swg.name)
         mul, addv = layer.real_of_acc = self._acc_affine(layer, s, ws, offset)
@@ -969,9 +986,11 @@ class Lowering:
             raise self.err("MaxPool with an indices output is not supported", node)
         if any(attrs.get("pads", [0, 0, 0, 0])) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
             raise self.err("padded or dilated MaxPool is not supported", node)
-        if len(x.chain) != 1 or x.chain[0].op != "affine" or np.any(x.chain[0].params[0] <= 0):
+        affine = compose_affine(x.chain)
+        if affine is None or np.any(np.asarray(affine[0]) <= 0):
             raise self.err("MaxPool must follow a quantizer (max commutes only with an "
-                           "increasing map from integers)", node)
+                           "increasing affine map from integers)", node)
+        affine = tuple(np.broadcast_to(v, x.shape) for v in affine)
         kh, kw = attrs["kernel_shape"]
         sh, sw = attrs.get("strides", [1, 1])
         _, c, h, w = x.shape
@@ -986,10 +1005,12 @@ class Lowering:
         self.add_layer(layer, x.src)
         shape = (1, c, oh, ow)
         chan = x.pos.reshape(-1) % c
-        params = tuple(self.full(reduce_channels(p, chan, c).reshape(1, c, 1, 1), shape)
-                       for p in x.chain[0].params)
+        per_c = [reduce_channels(p, chan, c) for p in affine]
+        if any(p is None for p in per_c):
+            raise self.err("MaxPool input scale varies within a channel", node)
+        params = tuple(self.full(p.reshape(1, c, 1, 1), shape) for p in per_c)
         return Act(shape, canonical_pos(shape), layer.name, x.dtype,
-                   [ChainOp("affine", params, x.chain[0].node)])
+                   [ChainOp("affine", params, node.name)])
 
     def _sum_pool(self, node, x: Act, kh, kw, sh, sw) -> Act:
         x = self.integer(x, node)

@@ -43,6 +43,10 @@ class Concat(Layer):
     inputs: list = field(default_factory=list)
     kind = "Concat"
 
+    @property
+    def in_shapes(self) -> list[tuple]:
+        return [tuple(self.in_shape[:-1]) + (c,) for c in self.channels]
+
     def execute(self, *xs) -> np.ndarray:
         parts = [unpacked(x).astype(self.odt.np_dtype) for x in xs]
         return np.concatenate(parts, axis=-1)
