@@ -9,6 +9,18 @@ from ..ir import Layer
 from .bits import Packed
 
 
+def pool_windows(x: np.ndarray, kernel, stride, out_shape, op) -> np.ndarray:
+    """Reduce every (kernel) window of x (N, H, W, C) with the binary op `op`."""
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = out_shape[0], out_shape[1]
+    out = None
+    for ky in range(kh):
+        for kx in range(kw):
+            win = x[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
+            out = win if out is None else op(out, win)
+    return out
+
+
 @dataclass
 class MaxPool(Layer):
     kernel: tuple = (2, 2)
@@ -22,14 +34,7 @@ class MaxPool(Layer):
         return self._pool(x, np.maximum)
 
     def _pool(self, x: np.ndarray, op) -> np.ndarray:
-        (kh, kw), (sh, sw) = self.kernel, self.stride
-        oh, ow = self.out_shape[0], self.out_shape[1]
-        out = None
-        for ky in range(kh):
-            for kx in range(kw):
-                win = x[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
-                out = win if out is None else op(out, win)
-        return out
+        return pool_windows(x, self.kernel, self.stride, self.out_shape, op)
 
     def describe(self) -> dict:
         return {"kernel": list(self.kernel), "stride": list(self.stride)}

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..ir import Layer
 from .bits import unpacked
+from .maxpool import pool_windows
 
 
 @dataclass
@@ -21,12 +22,7 @@ class SumPool(Layer):
 
     def execute(self, x) -> np.ndarray:
         x = unpacked(x).astype(np.int64)
-        (kh, kw), (sh, sw) = self.kernel, self.stride
-        oh, ow = self.out_shape[0], self.out_shape[1]
-        out = np.zeros((x.shape[0], oh, ow, x.shape[-1]), np.int64)
-        for ky in range(kh):
-            for kx in range(kw):
-                out += x[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
+        out = pool_windows(x, self.kernel, self.stride, self.out_shape, np.add)
         return out.astype(self.odt.np_dtype)
 
     def describe(self) -> dict:
