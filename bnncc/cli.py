@@ -70,16 +70,41 @@ def cmd_run(a) -> int:
     return 0
 
 
+def _budget(a) -> dict | None:
+    b = {}
+    for key, attr in (("LUT", "lut_budget"), ("BRAM18", "bram_budget")):
+        v = getattr(a, attr, None)
+        if v is not None:
+            if not 0 < v <= 1:
+                raise BnnccError(f"--{attr.replace('_', '-')} must be in (0, 1], got {v}")
+            b[key] = v
+    return b or None
+
+
 def _prepare(a):
-    """Load, pick board and clock, fold. Shared by compile, cosim and run."""
+    """Load, pick board and clock, fold for the target. Shared by every command that
+    builds hardware, so what is simulated is what is compiled."""
     from .boards import get_board
-    from .folding import fold_simple
+    from .folding import fold
     design = _load(a)
     board = get_board(getattr(a, "board", None) or "pynq-z2")
     clock = getattr(a, "clock_mhz", None) or board.clock_mhz
     if clock <= 0:
         raise BnnccError(f"clock must be positive, got {clock} MHz")
-    return fold_simple(design), board, clock
+    fps = getattr(a, "fps", None)
+    if fps is not None and fps <= 0:
+        raise BnnccError(f"--fps must be positive, got {fps}")
+    fold(design, board, clock, fps=fps, budget=_budget(a), config=getattr(a, "config", None))
+    return design, board, clock
+
+
+def cmd_estimate(a) -> int:
+    import json
+    from .estimate import estimate, table
+    design, board, clock = _prepare(a)
+    est = estimate(design, board, clock, budget=_budget(a))
+    print(json.dumps(est, sort_keys=True) if a.json else table(est))
+    return 0
 
 
 def cmd_compile(a) -> int:
@@ -102,7 +127,13 @@ def cmd_cosim(a) -> int:
         raise BnnccError(f"--backpressure must be in [0, 1), got {a.backpressure}")
     design, _, _ = _prepare(a)
     x = api.input_array(design, _load_npy(a.input), a.input)
-    rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed)
+    from .sim.cosim import ProgressBar
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     if a.json:
         print(json.dumps(rep, sort_keys=True))
     else:
@@ -164,6 +195,12 @@ def parser() -> argparse.ArgumentParser:
     _board_args(s)
     s.set_defaults(fn=cmd_cosim)
 
+    s = sub.add_parser("estimate", help="frames/s, latency and resources of the folded design")
+    s.add_argument("model")
+    _board_args(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_estimate)
+
     s = sub.add_parser("boards", help="list the known boards")
     s.set_defaults(fn=cmd_boards)
     return p
@@ -184,7 +221,14 @@ def _board_args(s) -> None:
     s.add_argument("--clock-mhz", type=float, default=None)
     g = s.add_mutually_exclusive_group()
     g.add_argument("--fps", type=float, default=None, help="target frames per second")
-    g.add_argument("--max-fps", action="store_true", help="fastest design within the budget")
+    g.add_argument("--max-fps", action="store_true",
+                   help="fastest design within the budget (the default)")
+    s.add_argument("--lut-budget", type=float, default=None, metavar="F",
+                   help="fraction of the board's LUTs the design may use (default 0.7)")
+    s.add_argument("--bram-budget", type=float, default=None, metavar="F",
+                   help="fraction of the board's BRAM18 the design may use (default 0.8)")
+    s.add_argument("--config", default=None, metavar="JSON",
+                   help="per-layer folding overrides: {\"layers\": {\"mvau_1\": {\"PE\": 8}}}")
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
-"""DIR/report.json and DIR/README.md of a compiled design."""
+"""DIR/report.json, DIR/report.md (+ DIR/report_layers.png) and DIR/README.md of a
+compiled design. The performance / resource figures come from bnncc.estimate."""
 from __future__ import annotations
 
 import json
@@ -21,9 +22,15 @@ def layer_rows(design) -> list[dict]:
     return rows
 
 
-def summary(design, board, clock_mhz: float) -> dict:
+def summary(design, board, clock_mhz: float, budget: dict | None = None) -> dict:
+    from .estimate import estimate
+    est = estimate(design, board, clock_mhz, budget)
     rows = layer_rows(design)
-    ii = max(r["cycles"] for r in rows)
+    by_name = {r["name"]: r for r in est["layers"]}
+    for r in rows:
+        r.update({k: v for k, v in by_name.get(r["name"], {}).items() if k not in r or k in
+                  ("PE", "SIMD", "cycles")})
+    ii = est["cycles_per_frame"]
     return {
         "tool": f"bnncc {__version__}",
         "board": board.name, "part": board.part, "clock_mhz": clock_mhz,
@@ -31,10 +38,30 @@ def summary(design, board, clock_mhz: float) -> dict:
                   "stream_dtype": str(design.input_stage.quant.dtype)},
         "output": {"name": design.output_name, "shape": list(design.output_shape)},
         "cycles_per_frame_estimated": ii,
-        "fps": clock_mhz * 1e6 / ii,
+        "fps": est["fps"], "latency_cycles": est["latency_cycles"], "fits": est["fits"],
+        "totals": est["totals"], "budget": est["budget"], "capacity": est["capacity"],
         "layers": rows,
         "notes": list(design.notes),
     }
+
+
+def report_md(design, board, clock_mhz: float, source: str, budget: dict | None = None,
+              png_name: str | None = "report_layers.png") -> str:
+    from .estimate import estimate, table
+    est = estimate(design, board, clock_mhz, budget)
+    lines = [f"# {Path(source).stem}: estimate for {board.name}", "",
+             f"bnncc {__version__}, `{Path(source).name}`, {board.name} (`{board.part}`) at "
+             f"{clock_mhz:g} MHz.", "",
+             f"- throughput: **{est['fps']:,.0f} frames/s** ({est['cycles_per_frame']} cycles "
+             f"per frame; bottleneck `{est['bottleneck']}`)",
+             f"- latency: {est['latency_cycles']} cycles ({est['latency_us']:.1f} us)",
+             f"- fits the budget: **{'yes' if est['fits'] else 'NO'}**", "",
+             "Resources are estimates of the generated RTL from models calibrated against "
+             "Yosys `synth_xilinx` (see bnncc's docs/calibration.md).", "",
+             "```", table(est), "```", ""]
+    if png_name:
+        lines += [f"![per-layer cycles and resources]({png_name})", ""]
+    return "\n".join(lines)
 
 
 README = """# {name}: bnncc design for {board}
@@ -47,7 +74,8 @@ Compiled by bnncc {version} from `{source}` for {board} (`{part}`) at {clock} MH
   catalog). C simulation without vendor tools: `bnncc cosim MODEL -i IN.npy --levels golden,csim`.
 - `rtl/` — synthesizable Verilog of the same layers and folding, `bnncc_top.v` as top,
   plus a Verilator testbench. Cycle simulation: `bnncc cosim MODEL -i IN.npy --levels golden,rtlsim`.
-- `report.json` — layers, folding (PE, SIMD), cycles per frame.
+- `report.json`, `report.md` — layers, folding (PE, SIMD, memory style), cycles per frame,
+  estimated resources against the board, fps and latency; `report_layers.png` plots them.
 
 Estimated throughput: {fps:.0f} frames/s ({ii} cycles per frame at {clock} MHz).
 
@@ -56,8 +84,10 @@ The host keeps the float work before the first and after the last hardware layer
 """
 
 
-def report_files(design, board, clock_mhz: float, source: str) -> dict[str, bytes]:
-    s = summary(design, board, clock_mhz)
+def report_files(design, board, clock_mhz: float, source: str,
+                 budget: dict | None = None) -> dict[str, bytes]:
+    from .estimate import estimate, plot_png
+    s = summary(design, board, clock_mhz, budget)
     q = design.input_stage.quant
     ops = ", ".join(op.op for op in design.output_stage.chain) or "none"
     host = (f"- input: float ops then a quantizer to {q.dtype} "
@@ -68,4 +98,6 @@ def report_files(design, board, clock_mhz: float, source: str) -> dict[str, byte
                            source=Path(source).name, part=board.part, clock=f"{clock_mhz:g}",
                            fps=s["fps"], ii=s["cycles_per_frame_estimated"], host=host)
     return {"report.json": (json.dumps(s, indent=2, sort_keys=True) + "\n").encode(),
+            "report.md": report_md(design, board, clock_mhz, source, budget).encode(),
+            "report_layers.png": plot_png(estimate(design, board, clock_mhz, budget)),
             "README.md": readme.encode()}

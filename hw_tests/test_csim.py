@@ -3,8 +3,12 @@ PE/SIMD points (1, intermediate, fully unfolded); strict compiles (-Wall -Werror
 C++17); end-to-end bit-exactness on the repo's fixture models and random networks.
 
 Designs are built from layer objects directly, so the unit tests need no model files.
+Unit tests compare every layer's stream (the testbench's trace) and simulate both the fast
+C-simulation inner loops and the synthesis code (-DBNNCC_HW_PATH) of the MVAU; whole
+models compare the outputs and locate a mismatch with a traced rerun.
 Compiled binaries are cached by content hash ($BNNCC_CACHE or ~/.cache/bnncc).
-Frames per fixture model: $BNNCC_CSIM_FRAMES (default 100)."""
+Frames per fixture model: $BNNCC_CSIM_FRAMES (default 100); random networks:
+$BNNCC_CSIM_NETS (default 50)."""
 from __future__ import annotations
 
 import json
@@ -49,12 +53,18 @@ def rand_values(rng, dt: DataType, shape) -> np.ndarray:
     return rng.integers(dt.min, dt.max + 1, size=shape).astype(np.int64)
 
 
-def check(design: Design, q: np.ndarray) -> None:
-    """csim == golden, final output and every layer's stream, integer equality."""
-    trace: dict = {}
-    gold = design.run_layers(q, trace)
-    out, ctrace = csim.simulate(design, q)
-    for name, want in trace.items():
+def check(design: Design, q: np.ndarray, trace: bool = True, hw_path: bool = False) -> None:
+    """csim == golden: the final output and (trace=True, or on a mismatch) every layer's
+    stream, integer equality."""
+    gold = design.run_layers(q)
+    out, ctrace = csim.simulate(design, q, trace=trace, hw_path=hw_path)
+    if not trace and np.array_equal(out, gold):
+        return
+    if not trace:            # locate the first layer that differs
+        out, ctrace = csim.simulate(design, q, trace=True, hw_path=hw_path)
+    want_trace: dict = {}
+    design.run_layers(q, want_trace)
+    for name, want in want_trace.items():
         got = ctrace[name]
         assert got.shape == want.shape, name
         if not np.array_equal(got, want):
@@ -62,6 +72,109 @@ def check(design: Design, q: np.ndarray) -> None:
             pytest.fail(f"first mismatch at layer {name} index {idx}: csim {got[idx]} "
                         f"golden {want[idx]}")
     assert np.array_equal(out, gold)
+
+
+def check_both_paths(design: Design, q: np.ndarray) -> None:
+    check(design, q)
+    check(design, q, hw_path=True)
+
+
+# Whole models first: under pytest-xdist the longest tests then start first.
+# -- end to end ------------------------------------------------------------------------------
+
+def _index() -> list[dict]:
+    p = FIXTURES / "index.json"
+    return json.loads(p.read_text()) if p.is_file() else []
+
+
+def model_inputs(entry: dict, n: int) -> np.ndarray:
+    """n float inputs for a fixture model: its stored reference inputs, then (when it has
+    fewer than n) seeded variations of them (flips, shifts, noise) within their range."""
+    x = np.load(FIXTURES / entry["refs"])["inputs"]
+    if len(x) >= n:
+        return x[:n]
+    rng = np.random.default_rng(len(x))
+    lo, hi = float(x.min()), float(x.max())
+    extra = []
+    for i in range(n - len(x)):
+        v = x[i % len(x)]
+        v = np.flip(v, axis=-1) if i % 2 else np.roll(v, int(rng.integers(-3, 4)), axis=-2)
+        v = v + rng.normal(0, 0.05 * (hi - lo), v.shape)
+        extra.append(np.clip(v, lo, hi))
+    return np.concatenate([x, np.asarray(extra, dtype=x.dtype)])
+
+
+@pytest.mark.parametrize("entry", _index(), ids=lambda e: e["name"])
+def test_fixture_model(entry):
+    from bnncc import api
+    model = FIXTURES / entry["model"]
+    refs = FIXTURES / entry["refs"]
+    if not model.is_file() or not refs.is_file():
+        pytest.skip(f"fixture {entry['name']} not present")
+    d = api.load(str(model))
+    fold_simple(d)
+    n = int(os.environ.get("BNNCC_CSIM_FRAMES", "100"))
+    x = model_inputs(entry, n)
+    assert len(x) == n
+    check(d, d.quantize_input(x), trace=False)
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("BNNCC_CSIM_NETS", "50"))))
+def test_random_network(seed, tmp_path):
+    netgen = pytest.importorskip("bnncc.testing.netgen")
+    import onnx
+
+    from bnncc import api
+    case = netgen.random_network(seed)
+    path = tmp_path / f"{case.name}.onnx"
+    onnx.save(case.model, str(path))
+    d = api.load(str(path))
+    fold_simple(d)
+    check(d, d.quantize_input(case.inputs), trace=False)
+
+
+# -- a chain of every kind, strict compiles ----------------------------------------------------
+
+def every_kind_design():
+    import sys
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_hls import every_kind_design as mk
+    return mk()
+
+
+def test_every_kind_chain():
+    d = every_kind_design()
+    rng = np.random.default_rng(1)
+    check_both_paths(d, _frames(rng, d.first(), 5))
+
+
+def _strict_compile(files: dict, tmp: Path, std: str, defines=()) -> None:
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+    cmd = [csim.CXX, f"-std={std}", *defines, "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
+           "-O2", "-isystem", str(csim.ap_include()), "-I", str(tmp),
+           str(tmp / "top.cpp"), str(tmp / "tb.cpp"), "-o", str(tmp / "tb")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("std,hw_path", [("c++14", False), ("c++17", False), ("c++14", True)])
+def test_strict_compile(tmp_path, std, hw_path):
+    """-Wall -Wextra -Werror, on the C-simulation code and (hw_path) the synthesis code."""
+    _strict_compile(hls.render(every_kind_design()), tmp_path, std,
+                    ["-DBNNCC_HW_PATH"] if hw_path else [])
+
+
+def test_makefile_builds(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("make not found")
+    for name, data in hls.render(every_kind_design()).items():
+        (tmp_path / name).write_bytes(data)
+    r = subprocess.run(["make", "-C", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(["./tb", "tb_input.bin", "1", "."], cwd=tmp_path, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
 
 
 def _frames(rng, layer, n=3):
@@ -97,7 +210,7 @@ def test_mvau_binary(pe, simd, thresholds):
     rng = np.random.default_rng(pe * 100 + simd)
     l = _mvau(rng, binary=True, idt=BIP, wdt=BIP, mh=12, mw=24, pe=pe, simd=simd,
               pixels=(2, 3), nt=1 if thresholds else None, odt=BIP)
-    check(make_design(l), _frames(rng, l))
+    check_both_paths(make_design(l), _frames(rng, l))
 
 
 @pytest.mark.parametrize("pe,simd", MVAU_FOLDS)
@@ -111,7 +224,7 @@ def test_mvau_multiply(pe, simd, idt, wdt, odt, nt):
     rng = np.random.default_rng(pe * 100 + simd + idt.bits)
     l = _mvau(rng, binary=False, idt=idt, wdt=wdt, mh=12, mw=24, pe=pe, simd=simd,
               pixels=(3,), nt=nt, odt=odt)
-    check(make_design(l), _frames(rng, l))
+    check_both_paths(make_design(l), _frames(rng, l))
 
 
 def test_mvau_wide_words():
@@ -119,7 +232,17 @@ def test_mvau_wide_words():
     rng = np.random.default_rng(7)
     l = _mvau(rng, binary=True, idt=BIP, wdt=BIP, mh=4, mw=256, pe=2, simd=128, nt=1, odt=BIP)
     l.weights[0, 120:128] = [-1, -1, -1, -1, 1, 1, -1, 1]    # top hex digits "0b..."
-    check(make_design(l), _frames(rng, l, 4))
+    check_both_paths(make_design(l), _frames(rng, l, 4))
+
+
+@pytest.mark.parametrize("simd,wdt", [(24, DataType.int(3)), (40, DataType.int(4))])
+def test_mvau_wide_multiply(simd, wdt):
+    """Integer weights in words of 72 and 160 bits: chunked weight arrays, elements that
+    straddle 64-bit chunk boundaries."""
+    rng = np.random.default_rng(simd)
+    l = _mvau(rng, binary=False, idt=DataType.int(5), wdt=wdt, mh=4, mw=2 * simd, pe=2,
+              simd=simd, nt=3, odt=DataType.uint(2))
+    check_both_paths(make_design(l), _frames(rng, l, 4))
 
 
 # -- Thresholding --------------------------------------------------------------------------
@@ -213,79 +336,3 @@ def test_width_converter(a, b, dt):
     d = make_design(t1, t2)
     assert "WidthConverter" in {l.kind for l in d.layers()}
     check(d, _frames(rng, t1, 3))
-
-
-# -- a chain of every kind, strict compiles ----------------------------------------------------
-
-def every_kind_design():
-    import sys
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_hls import every_kind_design as mk
-    return mk()
-
-
-def test_every_kind_chain():
-    d = every_kind_design()
-    rng = np.random.default_rng(1)
-    check(d, _frames(rng, d.first(), 5))
-
-
-def _strict_compile(files: dict, tmp: Path, std: str) -> None:
-    for name, data in files.items():
-        (tmp / name).write_bytes(data)
-    cmd = [csim.CXX, f"-std={std}", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
-           "-O2", "-isystem", str(csim.ap_include()), "-I", str(tmp),
-           str(tmp / "top.cpp"), str(tmp / "tb.cpp"), "-o", str(tmp / "tb")]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-
-
-@pytest.mark.parametrize("std", ["c++14", "c++17"])
-def test_strict_compile(tmp_path, std):
-    _strict_compile(hls.render(every_kind_design()), tmp_path, std)
-
-
-def test_makefile_builds(tmp_path):
-    if shutil.which("make") is None:
-        pytest.skip("make not found")
-    for name, data in hls.render(every_kind_design()).items():
-        (tmp_path / name).write_bytes(data)
-    r = subprocess.run(["make", "-C", str(tmp_path)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run(["./tb", "tb_input.bin", "1", "."], cwd=tmp_path, capture_output=True,
-                       text=True)
-    assert r.returncode == 0, r.stderr
-
-
-# -- end to end ------------------------------------------------------------------------------
-
-def _index() -> list[dict]:
-    p = FIXTURES / "index.json"
-    return json.loads(p.read_text()) if p.is_file() else []
-
-
-@pytest.mark.parametrize("entry", _index(), ids=lambda e: e["name"])
-def test_fixture_model(entry, tmp_path):
-    from bnncc import api
-    model = FIXTURES / entry["model"]
-    refs = FIXTURES / entry["refs"]
-    if not model.is_file() or not refs.is_file():
-        pytest.skip(f"fixture {entry['name']} not present")
-    d = api.load(str(model))
-    fold_simple(d)
-    x = np.load(refs)["inputs"][: int(os.environ.get("BNNCC_CSIM_FRAMES", "100"))]
-    check(d, d.quantize_input(x))
-
-
-@pytest.mark.parametrize("seed", range(int(os.environ.get("BNNCC_CSIM_NETS", "50"))))
-def test_random_network(seed, tmp_path):
-    netgen = pytest.importorskip("bnncc.testing.netgen")
-    import onnx
-
-    from bnncc import api
-    case = netgen.random_network(seed)
-    path = tmp_path / f"{case.name}.onnx"
-    onnx.save(case.model, str(path))
-    d = api.load(str(path))
-    fold_simple(d)
-    check(d, d.quantize_input(case.inputs))

@@ -15,6 +15,7 @@ the numbers the templates need. Output is deterministic (no times, no absolute p
 """
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def templates_dir() -> Path:
     return resources.templates_dir() / "hls"
 
 
+@functools.lru_cache(maxsize=None)
 def _env():
+    """One Jinja environment per process: templates are parsed once, not per render."""
     import jinja2
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
@@ -93,6 +96,23 @@ def word_literals(values: np.ndarray, dt: DataType) -> np.ndarray:
     return np.array(lits, dtype=object).reshape(lead)
 
 
+def chunk_literals(values: np.ndarray, dt: DataType) -> np.ndarray:
+    """Integer values (..., E) -> C++ initializers of packed words stored as 64-bit chunks,
+    least significant chunk first: "{0x...ULL, 0x...ULL}" (...). Used for words wider than
+    64 bits, whose ap_uint string constructors would make g++ slow on large weight arrays."""
+    values = np.asarray(values)
+    lead, e = values.shape[:-1], values.shape[-1]
+    nch = -(-(e * dt.bits) // 64)
+    flat = word_literals(values.reshape(-1, e), dt)
+    out = []
+    for lit in flat:
+        h = lit.split('"0x', 1)[1].split('"', 1)[0] if lit.startswith("ap_uint") else lit[2:-3]
+        h = h.rjust(16 * nch, "0")
+        chunks = [h[len(h) - 16 * (k + 1):len(h) - 16 * k] for k in range(nch)]
+        out.append("{" + ", ".join(f"0x{c}ULL" for c in chunks) + "}")
+    return np.array(out, dtype=object).reshape(lead)
+
+
 def builtin_uint(bits: int) -> str | None:
     """Smallest built-in unsigned type of at least `bits` bits (None above 64)."""
     for width, name in ((8, "unsigned char"), (16, "unsigned short"), (32, "unsigned int"),
@@ -121,8 +141,7 @@ def _threshold_rows(tiles: np.ndarray) -> list[str]:
     """(PE, NF, NT) ints -> one initializer body per PE."""
     out = []
     for p in range(tiles.shape[0]):
-        groups = ["{" + ", ".join(str(int(v)) for v in tiles[p, nf]) + "}"
-                  for nf in range(tiles.shape[1])]
+        groups = ["{" + ", ".join(row) + "}" for row in np.asarray(tiles[p], np.int64).astype(str).tolist()]
         out.append(_rows(groups))
     return out
 
@@ -161,10 +180,13 @@ def _ctx_mvau(l: MVAU, c: dict) -> dict:
         acc_bits = signed_bits(-bound, bound)
     if l.accdt is not None:
         acc_bits = max(acc_bits, signed_bits(l.accdt.min, l.accdt.max))
-    lits = word_literals(l.weight_tiles(), l.wdt)                  # (PE, NF*SF)
+    wbits = simd * l.wdt.bits
+    wchunks = 0 if wbits <= 64 else -(-wbits // 64)
+    lits = (chunk_literals if wchunks else word_literals)(l.weight_tiles(), l.wdt)  # (PE, NF*SF)
     c.update(mh=l.mh, mw=l.mw, pe=pe, simd=simd, nf=l.mh // pe, sf=l.mw // simd,
              pixels=l.pixels, binary=bool(l.binary), wdt=l.wdt, wword_bits=simd * l.wdt.bits,
-             wword_ctype=builtin_uint(simd * l.wdt.bits),
+             wword_ctype=builtin_uint(simd * l.wdt.bits), wchunks=wchunks,
+             in_chunks=-(-c["in_bits"] // 64),
              acc_bits=acc_bits, weight_rows=[_rows(row) for row in lits],
              thresholds=None, nt=0, tbits=0, tctype="int", threshold_rows=[], out_base=0)
     if l.thresholds is not None:

@@ -9,6 +9,7 @@ design gives byte-identical files.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from math import ceil, gcd
@@ -95,6 +96,16 @@ def _x_range(dt: DataType) -> tuple[int, int]:
     return (-1, 1) if dt.is_bipolar else (dt.min, dt.max)
 
 
+def rom_style(l: MVAU) -> str:
+    """Yosys/Vivado rom_style of the weight ROM from the layer's weight memory style
+    (bnncc.folding chooses it): "block" for BRAM (and URAM, whose contents cannot be
+    initialized from a file: the RTL keeps such weights in BRAM), "logic" for LUTs."""
+    style = getattr(l, "mem_style", None)
+    if style is None:
+        style = "block" if l.mh * l.mw * l.wdt.bits >= 16384 else "lut"
+    return "logic" if style == "lut" else "block"
+
+
 def _mvau(l: MVAU, mod: str, files: dict) -> dict:
     nf, sf = l.mh // l.pe, l.mw // l.simd
     xb, wb = l.idt.bits, l.wdt.bits
@@ -108,6 +119,7 @@ def _mvau(l: MVAU, mod: str, files: dict) -> dict:
         xlo, xhi = _x_range(l.idt)
         mx = max(abs(xlo), abs(xhi))
         dw = sbits(-l.simd * mx * int(np.abs(w).max(initial=1)), l.simd * mx * int(np.abs(w).max(initial=1)))
+        dw = max(dw, xb + 1, wb + 1)    # no narrower than the x*w operands (exact; no WIDTHTRUNC)
         lo = int(np.minimum(xlo * w, xhi * w).sum(1).min())
         hi = int(np.maximum(xlo * w, xhi * w).sum(1).max())
     accw = max(sbits(lo - 1, hi + 1), dw + 1, l.odt.bits + 1)
@@ -122,7 +134,7 @@ def _mvau(l: MVAU, mod: str, files: dict) -> dict:
                x_mode=mode(l.idt), w_mode=mode(l.wdt), idt=l.idt, wdt=l.wdt, odt=l.odt,
                iw=l.simd * xb, ow=l.pe * l.odt.bits, nfw=ubits(nf - 1), sfw=ubits(sf - 1),
                waw=ubits(nf * sf - 1), wmem=f"{mod}_w.mem", out_base=out_base(l.odt),
-               rom_style="block" if nf * sf * l.pe * l.simd * wb >= 16384 else "distributed")
+               rom_style=rom_style(l))
     if nt:
         t = np.clip(l.threshold_tiles(), lo - 1, hi + 1)   # (PE, NF, nT)
         tc = (t & ((1 << accw) - 1)).astype(np.uint64).transpose(1, 0, 2).reshape(nf, l.pe * nt)
@@ -233,6 +245,7 @@ def stream_info(design) -> dict:
                 est_cycles=max(l.cycles() for l in layers))
 
 
+@functools.lru_cache(maxsize=None)
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir() / "rtl")),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,

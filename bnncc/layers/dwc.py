@@ -28,3 +28,46 @@ class WidthConverter(Layer):
 
     def cycles(self) -> int:
         return self.elems // min(self.in_elems, self.out_elems)
+
+    # ------------------------------------------------------------------ resource model
+    def resources(self, mem_style: str | None = None) -> dict:
+        """templates/rtl/dwc.v.j2: gather (IN_E | OUT_E) fills an output word, split
+        (OUT_E | IN_E) selects slices of a held input word; neither divides: split to
+        the gcd, then gather."""
+        from math import gcd
+        from .cost import add, res
+        eb, ie, oe = self.idt.bits, self.in_elems, self.out_elems
+        if ie % oe and oe % ie:
+            g = gcd(ie, oe)
+            return add(dwc_resources(eb, ie, g), dwc_resources(eb, g, oe))
+        return dwc_resources(eb, ie, oe)
+
+    def latency(self) -> int:
+        return 1
+
+    def features(self, style=None):
+        return dwc_features(self.idt.bits, self.in_elems, self.out_elems)
+
+
+def dwc_features(eb: int, ie: int, oe: int) -> tuple[list, list]:
+    from .cost import ubits
+    if ie == oe:
+        return [0.0] * 5, [0.0] * 2
+    if oe > ie:                       # gather: write-enable decode of R slots of IW bits
+        r = oe // ie
+        return [oe * eb, ubits(r), 0, 0, 1.0], [oe * eb + ubits(r), 1.0]
+    r = ie // oe                      # split: an R:1 mux of OW-bit slices
+    return [0, ubits(r - 1), oe * eb * (r - 1), ie * eb, 1.0], [ie * eb + ubits(r - 1) + 1, 1.0]
+
+
+def dwc_resources(eb: int, ie: int, oe: int) -> dict:
+    from .cost import res
+    if ie == oe:
+        return res()
+    fl, ff = dwc_features(eb, ie, oe)
+    return res(LUT=sum(c * f for c, f in zip(DWC_LUT, fl)),
+               FF=sum(c * f for c, f in zip(DWC_FF, ff)))
+
+
+DWC_LUT = [0.3267, 9.6804, 0.0, 0.0, 25.5773]
+DWC_FF = [1.0, 0.0]

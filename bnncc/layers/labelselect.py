@@ -30,3 +30,29 @@ class LabelSelect(Layer):
 
     def cycles(self) -> int:
         return self.labels // self.pe
+
+    # ------------------------------------------------------------------ resource model
+    def features(self, style=None) -> tuple[list, list]:
+        from .cost import fifo_resources, ubits
+        vw = self.idt.bits + 1
+        ixw = ubits(self.labels)
+        fifo = fifo_resources(self.odt.bits, 2)
+        lut = [self.pe * self.k * vw, self.pe * self.k * (vw + ixw + 1), self.k * ixw,
+               fifo["LUT"] + 2 * ixw, 1.0]
+        ff = [self.k * (vw + ixw + 1) + ixw + ubits(self.k - 1) + 1 + fifo["FF"], 1.0]
+        return lut, ff
+
+    def resources(self, mem_style: str | None = None) -> dict:
+        """templates/rtl/labelselect.v.j2: a sorted list of k (value, index) registers
+        and a PE x k insertion network of comparators and muxes."""
+        from .cost import res
+        fl, ff = self.features()
+        return res(LUT=sum(c * f for c, f in zip(LABEL_LUT, fl)),
+                   FF=sum(c * f for c, f in zip(LABEL_FF, ff)))
+
+    def latency(self) -> int:
+        return 2 + self.k
+
+
+LABEL_LUT = [0.0, 1.5813, 6.4195, 0.0, 0.0]
+LABEL_FF = [1.0638, 5.2766]

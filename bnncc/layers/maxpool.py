@@ -42,3 +42,35 @@ class MaxPool(Layer):
     def cycles(self) -> int:
         ih, iw, c = self.in_shape
         return ih * iw * c // self.pe
+
+    # ------------------------------------------------------------------ resource model
+    def features(self, style=None) -> tuple[list, list]:
+        from .cost import fifo_resources, lutram_sp, ubits
+        ih, iw, c = self.in_shape
+        k = self.kernel[0]
+        cf = c // self.pe
+        eb = self.idt.bits
+        width = self.pe * eb
+        depth = self.out_shape[1] * cf
+        fifo = fifo_resources(width, 2)
+        ctr = ubits(cf - 1) + 2 * ubits(k - 1) + 2 * ubits(iw) + 2 * ubits(ih) + ubits(depth)
+        lut = [self.pe * (eb == 1), self.pe * eb * (eb > 1), lutram_sp(width, depth),
+               ctr + fifo["LUT"], 1.0]
+        ff = [ctr + fifo["FF"], 1.0]
+        return lut, ff
+
+    def resources(self, mem_style: str | None = None) -> dict:
+        """templates/rtl/maxpool.v.j2: a row buffer of partial maxima (LUT RAM, one
+        address), PE comparators, position counters, output FIFO of 2 words."""
+        from .cost import res
+        fl, ff = self.features()
+        return res(LUT=sum(c * f for c, f in zip(POOL_LUT, fl)),
+                   FF=sum(c * f for c, f in zip(POOL_FF, ff)))
+
+    def latency(self) -> int:
+        ih, iw, c = self.in_shape
+        return (self.kernel[0] - 1) * iw * c // self.pe + self.kernel[1] * c // self.pe + 2
+
+
+POOL_LUT = [1.25, 3.875, 0.0, 0.0, 92.0]
+POOL_FF = [1.2365, 0.0]

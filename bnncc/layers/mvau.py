@@ -70,6 +70,7 @@ class MVAU(Layer):
     real_of_acc: tuple = None
     negated: np.ndarray = None
     const_channels: int = 0
+    mem_style: str = None           # weight memory: "block" (BRAM), "lut", "uram"; None = auto
     kind = "MVAU"
 
     @property
@@ -161,3 +162,123 @@ class MVAU(Layer):
         nf = self.mh // self.pe
         t = self.thresholds
         return t.reshape(nf, self.pe, t.shape[1]).transpose(1, 0, 2)
+
+    # ------------------------------------------------------------------ resource model
+    def rtl_widths(self) -> tuple[int, int]:
+        """(DW, ACCW): SIMD partial-sum and accumulator widths of the RTL (as the RTL
+        backend sizes them from the weights); cached per weights object and SIMD."""
+        key = (id(self.weights), self.simd)
+        cache = self.__dict__.get("_width_cache")
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        from .cost import sbits, ubits
+        if self.binary:
+            dw = ubits(self.simd) + 1
+            lo, hi = 0, self.mw
+        else:
+            rng = self.__dict__.get("_acc_range")
+            if rng is None or rng[0] is not self.weights:
+                w = np.asarray(self.weights, np.int64)
+                xlo, xhi = (-1, 1) if self.idt.is_bipolar else (self.idt.min, self.idt.max)
+                lo = int(np.minimum(xlo * w, xhi * w).sum(1).min())
+                hi = int(np.maximum(xlo * w, xhi * w).sum(1).max())
+                wmax = int(np.abs(w).max(initial=1))
+                rng = (self.weights, lo, hi, max(abs(xlo), abs(xhi)) * wmax)
+                self.__dict__["_acc_range"] = rng
+            _, lo, hi, m = rng
+            dw = sbits(-self.simd * m, self.simd * m)
+        accw = max(sbits(lo - 1, hi + 1), dw + 1, self.odt.bits + 1)
+        self.__dict__["_width_cache"] = (key, (dw, accw))
+        return dw, accw
+
+    def default_mem_style(self) -> str:
+        return "block" if self.mh * self.mw * self.wdt.bits >= 16384 else "lut"
+
+    def resources(self, mem_style: str | None = None) -> dict:
+        """LUT / FF / BRAM18 / URAM / DSP of templates/rtl/mvau.v.j2 at the current PE,
+        SIMD and the given weight memory style ("block", "lut", "uram"; default: the
+        layer's mem_style). Structure from the RTL, coefficients fitted to Yosys."""
+        style = mem_style or self.mem_style or self.default_mem_style()
+        return self.resources_by_style([style])[style]
+
+    def features(self, style: str) -> tuple[list, list]:
+        """(LUT features, FF features) of the RTL at the current folding: structural
+        quantities whose weights (MVAU_LUT, MVAU_FF) were fitted to Yosys."""
+        from .cost import fifo_resources, lutram_sp, ubits
+        pe, simd = self.pe, self.simd
+        nf, sf = self.mh // pe, self.mw // simd
+        xb, wb, ob = self.idt.bits, self.wdt.bits, self.odt.bits
+        dw, accw = self.rtl_widths()
+        nt = 0 if self.thresholds is None else int(self.thresholds.shape[1])
+        lanes, iw, depth = pe * simd, simd * xb, nf * sf
+        wbits = lanes * wb
+        ctr = ubits(nf - 1) + ubits(sf - 1) + ubits(depth - 1)
+        binary = 1 if self.binary else 0
+        addsub = 0 if self.binary else (1 if (self.wdt.is_bipolar or self.idt.is_bipolar) else 0)
+        mul = 1 - binary - addsub
+        var = depth > 1                       # weights change from cycle to cycle
+        lut_rom = style == "lut" and var
+        wrom_small = wbits * (depth <= 64) * lut_rom
+        wrom_big = wbits * (depth / 64) * (depth > 64) * lut_rom
+        chunks = -(-depth // 512)
+        bram_mux = wbits * chunks * (style != "lut" and chunks > 1)
+        trom = pe * nt * accw * max(1.0, nf / 64) if (nt and nf > 1) else 0
+        ibuf = lutram_sp(iw, sf) if nf > 1 else 0
+        fifo = fifo_resources(pe * ob, 4)
+        elem = xb if self.wdt.is_bipolar else wb + 1
+        lg = np.log2(2 * simd)
+        wrom_small = wrom_small * min(1.0, ubits(depth - 1) / 6)
+        dsp = self.dsp_count() > 0
+        lut = [binary * lanes * var, binary * lanes * lg, pe * dw,
+               addsub * lanes * elem, (1 - binary) * lanes * dw,
+               mul * lanes * (np.prod(self.mul_widths()) * (not dsp) + 4 * dsp),
+               pe * accw, pe * nt * accw,
+               wrom_small, wrom_big, bram_mux, trom, ibuf + fifo["LUT"] + iw * (nf > 1) + ctr,
+               1.0]
+        # Yosys absorbs the registers after the weight / threshold ROMs into the read
+        # ports (BRAM output register, or an address register for a ROM in logic)
+        ff = [iw * (2 if nf > 1 else 1), pe * (dw - binary), pe * accw,
+              ctr * 3 + fifo["FF"] + 9, wbits * lut_rom * (4 < depth <= 64),
+              pe * nt * accw * (nf > 1)]
+        return lut, ff
+
+    def resources_by_style(self, styles) -> dict:
+        from .cost import bram18, res, uram
+        nf, sf = self.mh // self.pe, self.mw // self.simd
+        wbits = self.pe * self.simd * self.wdt.bits
+        dsp = self.dsp_count()
+        out = {}
+        for st in styles:
+            fl, ff = self.features(st)
+            kl, kf = (MVAU_LUT_BIN, MVAU_FF_BIN) if self.binary else (MVAU_LUT_INT, MVAU_FF_INT)
+            lut = sum(c * f for c, f in zip(kl, fl))
+            ffs = sum(c * f for c, f in zip(kf, ff))
+            out[st] = res(LUT=lut, FF=ffs, DSP=dsp,
+                          BRAM18=bram18(wbits, nf * sf) if st == "block" else 0,
+                          URAM=uram(wbits, nf * sf) if st == "uram" else 0)
+        return out
+
+    def dsp_count(self) -> int:
+        """Multiplies Yosys maps to DSP48: none for bipolar (add/sub) lanes."""
+        if self.binary or self.wdt.is_bipolar or self.idt.is_bipolar:
+            return 0
+        xa, wa = self.mul_widths()
+        # Yosys maps a multiply to a DSP48 when its product is at least 9 bits wide
+        return self.pe * self.simd if xa >= 2 and wa >= 2 and xa + wa >= 9 else 0
+
+    def mul_widths(self) -> tuple[int, int]:
+        """Signed operand widths of the RTL's multiplies after Yosys drops redundant
+        sign bits (an unsigned n-bit value needs n + 1)."""
+        xa = self.idt.bits + (0 if self.idt.signed else 1)
+        wa = self.wdt.bits + (0 if self.wdt.signed else 1)
+        return xa, wa
+
+    def latency(self) -> int:
+        """Cycles from the first input word to the first output word (one pixel)."""
+        return (self.mh // self.pe) * (self.mw // self.simd) // max(1, self.mh // self.pe) + 4
+
+
+MVAU_LUT_BIN = [0.0021, 0.2262, 0.0, 0.0, 0.0, 0.0, 0.0, 2.2043, 2.8193, 3.2706, 0.0801, 0.0, 0.7814, 97.762]
+MVAU_LUT_INT = [0.0, 0.0, 0.0, 2.7371, 0.0, 4.4435, 0.0, 0.0, 0.8344, 0.0, 0.0459, 0.0, 0.0, 0.0]
+MVAU_FF_BIN = [0.9615, 0.0, 1.6304, 0.6954, 0.7749, 0.3405]
+MVAU_FF_INT = [1.2235, 1.2811, 0.0, 0.8079, 1.1524, 0.4789]

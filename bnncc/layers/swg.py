@@ -52,3 +52,45 @@ class SlidingWindow(Layer):
         oh, ow = self.out_shape[0], self.out_shape[1]
         kh, kw = self.kernel
         return max(ih * iw, oh * ow * kh * kw) * c_fold
+
+    # ------------------------------------------------------------------ resource model
+    def buffer_shape(self) -> tuple[int, int, str]:
+        """(width, depth, ram_style) of the line buffer, as the RTL backend sizes it."""
+        ih, iw, c = self.in_shape
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        nr = max(kh, sh) + sh
+        depth = nr * iw * (c // self.simd)
+        width = self.simd * self.idt.bits
+        return width, depth, ("block" if depth * width >= 16384 else "distributed")
+
+    def features(self, style=None) -> tuple[list, list, int]:
+        from .cost import bram18, fifo_resources, lutram_sdp, ubits
+        width, depth, st = self.buffer_shape()
+        ih, iw, c = self.in_shape
+        oh, ow = self.out_shape[0], self.out_shape[1]
+        cf = c // self.simd
+        aw = ubits(depth - 1)
+        fifo = fifo_resources(width, 4)
+        ctr = (aw + ubits(iw * cf - 1) + 3 * ubits(max(self.kernel) + 2) + ubits(oh)
+               + ubits(ow) + ubits(cf - 1) + 2 * ubits(ih))
+        block = st == "block"
+        lut = [aw, ctr, width, lutram_sdp(width, depth) * (not block), fifo["LUT"], 1.0]
+        ff = [ctr + fifo["FF"], width * (not block), 1.0]
+        return lut, ff, (bram18(width, depth, rom=False) if block else 0)
+
+    def resources(self, mem_style: str | None = None) -> dict:
+        """templates/rtl/swg.v.j2: circular line buffer of NR rows (BRAM or LUT RAM with
+        registered read), window address generation, output FIFO of 4 words."""
+        from .cost import res
+        fl, ff, bram = self.features()
+        return res(LUT=sum(c * f for c, f in zip(SWG_LUT, fl)),
+                   FF=sum(c * f for c, f in zip(SWG_FF, ff)), BRAM18=bram)
+
+    def latency(self) -> int:
+        ih, iw, c = self.in_shape
+        kh = self.kernel[0]
+        return (kh - self.pads[0]) * iw * (c // self.simd) + 4
+
+
+SWG_LUT = [0.0, 2.8935, 0.0, 1.3324, 0.0, 0.0]
+SWG_FF = [1.1433, 1.1562, 1.5094]

@@ -66,3 +66,40 @@ class Thresholding(Layer):
     def cycles(self) -> int:
         pixels = int(np.prod(self.in_shape[:-1])) if len(self.in_shape) > 1 else 1
         return pixels * self.channels // self.pe
+
+    # ------------------------------------------------------------------ resource model
+    def rtl_tw(self) -> int:
+        from .cost import sbits
+        xlo, xhi = (-1, 1) if self.idt.is_bipolar else (self.idt.min, self.idt.max)
+        neg = self.negate is not None and bool(np.any(self.negate))
+        lo, hi = (min(xlo, -xhi), max(xhi, -xlo)) if neg else (xlo, xhi)
+        return max(sbits(lo - 1, hi + 1), self.idt.bits + 2)
+
+    def features(self, style=None) -> tuple[list, list]:
+        from .cost import fifo_resources, ubits
+        pe, nt = self.pe, int(self.thresholds.shape[1])
+        nf = self.channels // pe
+        tw = self.rtl_tw()
+        fifo = fifo_resources(pe * self.odt.bits, 2)
+        rom = pe * (nt * tw + 1) * (min(1.0, ubits(nf - 1) / 6) if nf <= 64 else nf / 64) \
+            if nf > 1 else 0
+        lut = [pe * nt * tw * (nf > 1), pe * nt * tw * (nf == 1),
+               pe * tw * (self.negate is not None), rom, fifo["LUT"] + 2 * ubits(nf - 1), 1.0]
+        # Yosys turns the channel counter + ROM into a registered ROM output when deep
+        ff = [ubits(nf - 1) + fifo["FF"], pe * (nt * tw + 1) * (nf >= 8), pe * (nf > 1)]
+        return lut, ff
+
+    def resources(self, mem_style: str | None = None) -> dict:
+        """templates/rtl/thresholding.v.j2: PE lanes of NT comparators against a
+        threshold ROM in logic (asynchronous read), optional negation, output FIFO."""
+        from .cost import res
+        fl, ff = self.features()
+        return res(LUT=sum(c * f for c, f in zip(THRESH_LUT, fl)),
+                   FF=sum(c * f for c, f in zip(THRESH_FF, ff)))
+
+    def latency(self) -> int:
+        return 2
+
+
+THRESH_LUT = [0.1407, 0.0, 0.0, 2.4519, 1.5581, 77.1415] * 6
+THRESH_FF = [0.8243, 0.7933, 0.9376] * 3 * 2

@@ -7,6 +7,33 @@ import numpy as np
 ENGINES = ("golden", "csim", "rtlsim")
 
 
+class ProgressBar:
+    """A carriage-return progress bar for long simulations: call it as
+    bar(stage, done, total); total 0 shows the stage alone. Write it to a terminal only."""
+
+    def __init__(self, stream, width: int = 30):
+        self.stream, self.width, self.open = stream, width, False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if total:
+            fill = self.width * done // total
+            bar = "#" * fill + "." * (self.width - fill)
+            text = f"\r{stage} [{bar}] {done}/{total} frames"
+        else:
+            text = f"\r{stage} ..."
+        self.stream.write(text.ljust(self.width + 40))
+        self.stream.flush()
+        self.open = True
+        if total and done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
+
+
 def run_engine(design, engine: str, q: np.ndarray, backpressure: float = 0.0,
                seed: int = 0, progress=None, trace: bool = False):
     """-> (last-layer integers, per-layer trace or None, stats dict)."""

@@ -56,11 +56,33 @@ def unpack(words: np.ndarray, dt, elems: int) -> np.ndarray:
     return decode(codes, dt).reshape(-1)
 
 
+# Verilator options of every simulator build (the runtime objects below depend on them).
+VERILATOR_OPTS = ["--cc", "--exe", "-O3", "--top-module", rtl.TOP, "-Wno-fatal", "-Wno-lint",
+                  "-Wno-style", "--x-assign", "fast", "--x-initial", "fast"]
+# make variables: the PyPI wheel's verilated.mk leaves the PCH include flag empty; the
+# runtime library is built -O2 once (see RUNTIME_OBJS).
+MAKE_VARS = ["CFG_CXXFLAGS_PCH_I=-include", "OPT_GLOBAL=-O2", "OPT_SLOW=-O0"]
+# g++ optimization of the model's per-cycle code (OPT_FAST). Verilator unrolls the
+# datapath into straight-line C++: on wide multi-bit MVAUs (CNV-w2a2: 2.5 MB of C++)
+# g++ -O1/-O2 need minutes, -Og seconds. -Og is the default ($BNNCC_RTLSIM_OPT overrides).
+OPT_FAST = os.environ.get("BNNCC_RTLSIM_OPT", "-Og")
+# Verilator's runtime library, identical for every design built with VERILATOR_OPTS; it
+# takes most of a small design's build time, so it is compiled once and cached.
+RUNTIME_OBJS = ("verilated.o", "verilated_threads.o")
+
+
+def _runtime_dir() -> Path:
+    key = rtl.content_hash({"opts": " ".join(VERILATOR_OPTS + MAKE_VARS)},
+                           verilator_version() + "|runtime-v1")
+    return cache_root() / "rtlsim" / f"runtime-{key}"
+
+
 def build(files: dict[str, str], progress=None) -> Path:
     """Compile (or reuse) the simulator for this set of rtl files; returns its directory,
     which holds the .mem files the binary reads at start-up (run it there)."""
     exe_name = f"V{rtl.TOP}"
-    key = rtl.content_hash(files, verilator_version() + "|rtlsim-v1")
+    key = rtl.content_hash(files, verilator_version() + "|rtlsim-v2|" +
+                           " ".join(VERILATOR_OPTS + MAKE_VARS) + "|" + OPT_FAST)
     root = cache_root() / "rtlsim"
     final = root / key
     if (final / exe_name).exists():
@@ -72,18 +94,34 @@ def build(files: dict[str, str], progress=None) -> Path:
             (tmp / name).write_text(text)
         vsrc = sorted(n for n in files if n.endswith(".v"))
         exe, env = verilator_env()
-        cmd = [exe, "--cc", "--exe", "--build", "-O3", "-j", "2", "--top-module", rtl.TOP,
-               "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast",
-               "-CFLAGS", "-O2",
-               # the PyPI wheel's verilated.mk leaves the PCH include flag empty
-               "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-Mdir", "obj", "-o", exe_name, f"tb_{rtl.TOP}.cpp", *vsrc]
         if progress:
-            progress("compiling with Verilator")
-        r = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
-        if r.returncode != 0 or not (tmp / "obj" / exe_name).exists():
+            progress("compiling with Verilator", 0, 0)
+        r = subprocess.run([exe, *VERILATOR_OPTS, "-Mdir", "obj", "-o", exe_name,
+                            f"tb_{rtl.TOP}.cpp", *vsrc], cwd=tmp, env=env,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RtlSimError("Verilator failed:\n" + (r.stdout + r.stderr)[-4000:])
+        obj = tmp / "obj"
+        runtime = _runtime_dir()
+        have_runtime = all((runtime / o).is_file() for o in RUNTIME_OBJS)
+        if have_runtime:           # fresh copies: newer than their sources, make keeps them
+            for o in RUNTIME_OBJS:
+                shutil.copyfile(runtime / o, obj / o)
+        r = subprocess.run(["make", "-j", "2", "-C", str(obj), "-f", f"{exe_name}.mk",
+                            *MAKE_VARS, f"OPT_FAST={OPT_FAST}", exe_name], env=env,
+                           capture_output=True, text=True)
+        if r.returncode != 0 or not (obj / exe_name).exists():
             raise RtlSimError("Verilator build failed:\n" + (r.stdout + r.stderr)[-4000:])
-        shutil.move(str(tmp / "obj" / exe_name), str(tmp / exe_name))
-        shutil.rmtree(tmp / "obj", ignore_errors=True)
+        if not have_runtime:
+            rt_tmp = Path(tempfile.mkdtemp(prefix="runtime.", dir=root))
+            for o in RUNTIME_OBJS:
+                shutil.copyfile(obj / o, rt_tmp / o)
+            try:
+                os.rename(rt_tmp, runtime)
+            except OSError:        # another process cached it first
+                shutil.rmtree(rt_tmp, ignore_errors=True)
+        shutil.move(str(obj / exe_name), str(tmp / exe_name))
+        shutil.rmtree(obj, ignore_errors=True)
         try:
             os.rename(tmp, final)
         except OSError:          # another process won the race; use theirs
@@ -103,7 +141,11 @@ def simulate(design, q: np.ndarray, backpressure: float = 0.0, input_gaps: float
     (steady state: mean interval between the completions of the later frames),
     latency_cycles (first input word accepted -> last output word of frame 0),
     stalls (cycles backpressure or input gaps held the design), total_cycles,
-    cycles_per_frame_estimated."""
+    cycles_per_frame_estimated.
+
+    progress, if given, is called as progress(stage, done, total): ("compiling with
+    Verilator", 0, 0) before a build, then ("simulating", frames done, frames) as the
+    simulation runs."""
     files = rtl.render(design, fifo_depth)
     info = rtl.stream_info(design)
     layers = design.layers()
@@ -128,12 +170,22 @@ def simulate(design, q: np.ndarray, backpressure: float = 0.0, input_gaps: float
                str(words.shape[0]), str(n_out), str(info["out_words"]), repr(float(backpressure)),
                repr(float(input_gaps)), str(int(seed)), str(watchdog), str(wd / "stats.json")]
         if progress:
-            progress(f"simulating {n} frames")
-        r = subprocess.run(cmd, cwd=simdir, capture_output=True, text=True)
-        if r.returncode == 3:
-            raise RtlSimError("RTL simulation deadlocked: " + r.stderr.strip())
-        if r.returncode != 0:
-            raise RtlSimError(f"RTL simulation failed (exit {r.returncode}): {r.stderr.strip()}")
+            cmd.append("1")
+            progress("simulating", 0, n)
+            proc = subprocess.Popen(cmd, cwd=simdir, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            for line in proc.stdout:
+                if line.startswith("progress "):
+                    progress("simulating", int(line.split()[1]), n)
+            err = proc.stderr.read()
+            rc = proc.wait()
+        else:
+            r = subprocess.run(cmd, cwd=simdir, capture_output=True, text=True)
+            rc, err = r.returncode, r.stderr
+        if rc == 3:
+            raise RtlSimError("RTL simulation deadlocked: " + err.strip())
+        if rc != 0:
+            raise RtlSimError(f"RTL simulation failed (exit {rc}): {err.strip()}")
         st = json.loads((wd / "stats.json").read_text())
         n32 = ceil(info["out_w"] / 32)
         raw = np.frombuffer((wd / "out.bin").read_bytes(), dtype="<u4").reshape(-1, n32)

@@ -1,0 +1,166 @@
+"""bnncc --max-fps folding against FINN's SetFolding, evaluated with bnncc's model.
+
+usage: python bench/folding.py [MODEL_DIR]
+
+For CNV-w1a1 on Pynq-Z2 and ZCU104 and TFC-w1a1 on Pynq-Z2 it prints side by side:
+  - bnncc: fold_max_fps within the default budget (70% LUT, 80% BRAM18): fps, resources;
+  - FINN SetFolding: the same algorithm re-implemented here from its public description
+    (MVAU: raise SIMD over the divisors of MW until the target is met or the weight
+    stream per PE would exceed 36 bits, then raise PE over the divisors of MH; other
+    layers raise PE / SIMD over the divisors of their channels; a second pass with the
+    achieved interval as target if the first missed it), at the issue's targets, with
+    that folding evaluated by bnncc's resource model;
+  - FINN's measured figures (finn-plus 1.6.1, Pynq-Z1 at 100 MHz), quoted from issue 5;
+  - the upper bound on fps that the LUT budget allows for the network's MACs.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bnncc import api  # noqa: E402
+from bnncc.boards import get_board  # noqa: E402
+from bnncc.estimate import estimate  # noqa: E402
+from bnncc.folding import (divisors, fold_max_fps, insert_width_converters,  # noqa: E402
+                           strip_width_converters)
+from bnncc.layers import MVAU, LabelSelect, MaxPool, SlidingWindow  # noqa: E402
+
+FINN_MEASURED = {  # issue 5: finn-plus 1.6.1, CNV-w1a1, Pynq-Z1 @ 100 MHz
+    10000: dict(fps=7972, LUT=59456, BRAM18=243),
+    3000: dict(fps=3028, LUT=26032, BRAM18=139),
+}
+
+
+def finn_set_folding(design, target: int, wwidth_max: int = 36, two_pass: bool = True):
+    """FINN SetFolding's choice, applied to bnncc layers. FINN folds a sliding window
+    independently of its MVAU (a width converter sits between them when they differ);
+    its max pool takes whole pixels per cycle (PE = channels)."""
+    strip_width_converters(design)
+    for l in design.layers():
+        if isinstance(l, MVAU):
+            l.pe, l.simd = 1, 1
+            for s in divisors(l.mw):
+                prev = l.simd
+                l.simd = s
+                if l.cycles() <= target:
+                    break
+                if l.wdt.bits * s > wwidth_max:
+                    l.simd = prev
+                    break
+            for p in divisors(l.mh):
+                l.pe = p
+                if l.cycles() <= target:
+                    break
+        elif isinstance(l, SlidingWindow):
+            for s in divisors(l.channels):
+                l.simd = s
+                if l.cycles() <= target:
+                    break
+        elif isinstance(l, MaxPool):
+            l.pe = l.in_shape[-1]
+        elif isinstance(l, LabelSelect):
+            for p in divisors(l.labels):
+                l.pe = p
+                if l.cycles() <= target:
+                    break
+        elif hasattr(l, "pe"):
+            for p in divisors(int(l.in_shape[-1])):
+                l.pe = p
+                if l.cycles() <= target:
+                    break
+    achieved = max(l.cycles() for l in design.layers())
+    if two_pass and achieved > target:
+        return finn_set_folding(design, achieved, wwidth_max, two_pass=False)
+    for l in design.layers():          # FINN's default weight memory: BRAM when large
+        if isinstance(l, MVAU):
+            l.mem_style = None
+    return insert_width_converters(design)
+
+
+def macs(design) -> int:
+    return sum(l.mh * l.mw * l.pixels for l in design.layers() if isinstance(l, MVAU))
+
+
+def lut_bound(design, board, clock_mhz, budget_lut, est) -> tuple[float, float]:
+    """fps the LUT budget allows if every LUT did MAC work at the cost per MAC lane the
+    bnncc design itself achieves (LUTs of the whole design / MAC lanes), and that cost."""
+    lanes = sum(l.pe * l.simd for l in design.layers() if isinstance(l, MVAU))
+    per_lane = est["totals"]["LUT"] / lanes
+    return clock_mhz * 1e6 * (budget_lut / per_lane) / macs(design), per_lane
+
+
+def structural_bound(design, clock_mhz) -> float:
+    """fps with every layer fully parallel (PE = MH, SIMD = the channels a window word
+    can carry): the interval no folding can beat."""
+    worst = 0
+    g = design.graph
+    for l in design.layers():
+        if isinstance(l, MVAU):
+            preds = list(g.predecessors(l.name))
+            swg = design.layer(preds[0]) if preds else None
+            simd = swg.channels if isinstance(swg, SlidingWindow) else l.mw
+            simd = max(s for s in divisors(simd) if l.mw % s == 0)
+            worst = max(worst, (l.mw // simd) * l.pixels)
+            if isinstance(swg, SlidingWindow):
+                old = swg.simd
+                swg.simd = simd
+                worst = max(worst, swg.cycles())
+                swg.simd = old
+    return clock_mhz * 1e6 / worst
+
+
+def row(label, est):
+    t = est["totals"]
+    return (f"  {label:<34} {est['fps']:>9,.0f} fps  LUT {t['LUT']:>7,} "
+            f"({100 * t['LUT'] / est['capacity']['LUT']:4.1f}%)  BRAM18 {t['BRAM18']:>4} "
+            f"({100 * t['BRAM18'] / max(1, est['capacity']['BRAM18']):4.1f}%)  FF {t['FF']:>7,}  "
+            f"fits={'yes' if est['fits'] else 'NO'}")
+
+
+def case(path: Path, board_name: str, clock: float | None = None, finn_targets=()):
+    board = get_board(board_name)
+    clock = clock or board.clock_mhz
+    print(f"\n{path.stem} on {board.name} at {clock:g} MHz "
+          f"(budget 70% LUT = {int(0.7 * board.LUT):,}, 80% BRAM18 = {int(0.8 * board.BRAM18)})")
+    d = api.load(str(path))
+    t0 = time.perf_counter()
+    fold_max_fps(d, board, clock)
+    t_fold = time.perf_counter() - t0
+    est = estimate(d, board, clock)
+    print(row("bnncc --max-fps", est) + f"  [fold {1e3 * t_fold:.0f} ms]")
+    bnncc_fps = est["fps"]
+    targets = list(finn_targets) or [int(bnncc_fps)]
+    for fps_t in targets:
+        f = api.load(str(path))
+        finn_set_folding(f, int(clock * 1e6 // fps_t))
+        e2 = estimate(f, board, clock)
+        print(row(f"FINN SetFolding @ {fps_t:,} fps (bnncc model)", e2))
+        if fps_t in FINN_MEASURED and "cnv" in path.stem:
+            m = FINN_MEASURED[fps_t]
+            print(f"  {'FINN measured (finn-plus, Pynq-Z1)':<34} {m['fps']:>9,} fps  "
+                  f"LUT {m['LUT']:>7,} ({100 * m['LUT'] / 53200:4.1f}%)  BRAM18 {m['BRAM18']:>4}")
+    bound, per_lane = lut_bound(d, board, clock, est["budget"]["LUT"], est)
+    sb = structural_bound(d, clock)
+    print(f"  MACs/frame {macs(d):,}; bnncc design: {per_lane:.2f} LUT per MAC lane")
+    print(f"  LUT-budget bound {bound:,.0f} fps -> bnncc reaches {bnncc_fps / bound:.2f} of it; "
+          f"structural bound (fully parallel, SWG SIMD <= channels) {sb:,.0f} fps -> "
+          f"{bnncc_fps / sb:.2f}; min of both {min(bound, sb):,.0f} -> "
+          f"{bnncc_fps / min(bound, sb):.2f}")
+    return est
+
+
+def main() -> None:
+    d = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "tests" / "fixtures" / "brevitas"
+    case(d / "cnv_1w1a.onnx", "pynq-z2", 100.0, finn_targets=(10000, 3000))
+    case(d / "cnv_1w1a.onnx", "zcu104", None, finn_targets=(10000,))
+    case(d / "tfc_1w1a.onnx", "pynq-z2", 100.0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The design-level cycle estimate (bnncc.estimate) against Verilator-measured cycles per
+frame, for every fixture model (tests/fixtures/index.json), folded by the optimizer."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bnncc import api
+from bnncc.boards import get_board
+from bnncc.estimate import estimate
+from bnncc.folding import fold_for_fps, fold_max_fps
+from bnncc.sim import rtlsim
+
+REPO = Path(__file__).resolve().parent.parent
+FIX = REPO / "tests" / "fixtures"
+
+
+def models():
+    entries = json.loads((FIX / "index.json").read_text())
+    return [e for e in entries if (FIX / e["model"]).exists()]
+
+
+@pytest.mark.parametrize("entry", models(), ids=lambda e: e["name"])
+def test_cycles_match_verilator(entry):
+    d = api.load(str(FIX / entry["model"]))
+    b = get_board("pynq-z2")
+    if "cnv" in entry["name"].lower():
+        fold_for_fps(d, b, 100.0, 2000)       # keeps the Verilator build small
+        frames = 3
+    else:
+        fold_max_fps(d, b, 100.0)
+        frames = 12
+    est = estimate(d, b, 100.0)
+    rng = np.random.default_rng(0)
+    first = d.first()
+    if first.idt.is_bipolar:
+        q = rng.choice([-1, 1], (frames,) + tuple(first.in_shape))
+    else:
+        q = rng.integers(first.idt.min, first.idt.max + 1, (frames,) + tuple(first.in_shape))
+    y, st = rtlsim.simulate(d, q)
+    assert np.array_equal(y, d.run_layers(q))
+    meas, cyc = st["cycles_per_frame"], est["cycles_per_frame"]
+    assert abs(meas - cyc) <= 0.05 * cyc, (meas, cyc)
+
+
+def test_cli_estimate_under_one_second():
+    cnv = FIX / "brevitas" / "cnv_1w1a.onnx"
+    code = ("import time; t=time.perf_counter(); from bnncc import api; "
+            "from bnncc.boards import get_board; from bnncc.folding import fold_max_fps; "
+            "from bnncc.estimate import estimate; b=get_board('pynq-z2'); "
+            f"d=api.load({str(cnv)!r}); fold_max_fps(d,b,100.0); estimate(d,b,100.0); "
+            "print(time.perf_counter()-t)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.strip()) < 1.0

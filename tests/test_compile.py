@@ -1,0 +1,196 @@
+"""`bnncc compile`: deterministic output, all-or-nothing output directory, refusal to
+replace a directory bnncc did not create, and nothing written outside DIR. No hardware
+tools needed."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import fixture_path
+
+TFC = fixture_path("brevitas/tfc_1w1a.onnx")
+CNV = fixture_path("brevitas/cnv_1w1a.onnx")
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Relative path -> contents of every file under root (directories implied)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Relative path -> (kind, size, mtime_ns) of everything under root."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        kind = "link" if p.is_symlink() else ("dir" if p.is_dir() else "file")
+        out[p.relative_to(root).as_posix()] = (kind, st.st_size, st.st_mtime_ns)
+    return out
+
+
+@pytest.mark.parametrize("model", [TFC, CNV], ids=["tfc_1w1a", "cnv_1w1a"])
+def test_compile_twice_is_byte_identical(cli, tmp_path, model):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli("compile", model, "-o", a)[0] == 0
+    assert cli("compile", model, "-o", b)[0] == 0
+    ta, tb = tree(a), tree(b)
+    assert sorted(ta) == sorted(tb)
+    for name in ta:
+        assert ta[name] == tb[name], name
+    for must in ("hls/top.cpp", "hls/tb.cpp", "hls/run_hls.tcl", "rtl/bnncc_top.v",
+                 "report.json", "README.md"):
+        assert must in ta, must
+    # recompiling into its own output directory gives the same tree again
+    assert cli("compile", model, "-o", a)[0] == 0
+    assert tree(a) == ta
+
+
+def test_compile_output_has_no_absolute_paths(cli, tmp_path):
+    out = tmp_path / "out"
+    assert cli("compile", TFC, "-o", out)[0] == 0
+    for name, data in tree(out).items():
+        assert str(tmp_path).encode() not in data, name
+        assert os.path.dirname(TFC).encode() not in data, name
+
+
+def test_refuses_foreign_directory(cli, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    (out / "sub").mkdir()
+    (out / "sub" / "data.bin").write_bytes(b"\x00\x01")
+    before = tree(out)
+    rc, stdout, stderr = cli("compile", TFC, "-o", out)
+    assert rc == 2
+    assert "--force" in stderr and str(out) in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert tree(out) == before                      # untouched
+    rc, _, _ = cli("compile", TFC, "-o", out, "--force")
+    assert rc == 0
+    after = tree(out)
+    assert "notes.txt" not in after and "sub/data.bin" not in after
+    assert "hls/top.cpp" in after and ".bnncc" in after
+
+
+def test_refuses_a_file(cli, tmp_path):
+    f = tmp_path / "out"
+    f.write_text("not a directory")
+    rc, _, stderr = cli("compile", TFC, "-o", f)
+    assert rc == 2 and "not a directory" in stderr
+    assert f.read_text() == "not a directory"
+
+
+def test_replaces_its_own_directory(cli, tmp_path):
+    out = tmp_path / "out"
+    assert cli("compile", TFC, "-o", out)[0] == 0
+    (out / "hls" / "stale.hpp").write_text("left over")
+    assert cli("compile", TFC, "-o", out)[0] == 0       # bnncc made it: no --force needed
+    assert not (out / "hls" / "stale.hpp").exists()
+
+
+def test_renderer_failure_leaves_no_directory(cli, tmp_path, monkeypatch):
+    from bnncc.backends import rtl
+
+    def broken(*a, **k):
+        raise RuntimeError("renderer broke")
+    monkeypatch.setattr(rtl, "render", broken)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="renderer broke"):
+        cli("compile", TFC, "-o", out)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("when", ["first", "early", "last"])
+def test_write_failure_midway_leaves_no_directory(cli, tmp_path, monkeypatch, when):
+    """The disk fills after some files: exit 2, one line, and no partial DIR."""
+    ref = tmp_path / "ref"
+    assert cli("compile", TFC, "-o", ref)[0] == 0
+    total = len(tree(ref))
+    shutil.rmtree(ref)
+    fail_after = {"first": 0, "early": 5, "last": total - 1}[when]
+    real = Path.write_bytes
+    written = []
+
+    def flaky(self, data):
+        if len(written) >= fail_after:
+            raise OSError(28, "No space left on device")
+        written.append(self)
+        return real(self, data)
+    monkeypatch.setattr(Path, "write_bytes", flaky)
+    out = tmp_path / "out"
+    rc, _, stderr = cli("compile", TFC, "-o", out)
+    assert rc == 2
+    assert "No space left" in stderr and len(stderr.strip().splitlines()) == 1
+    assert len(written) == fail_after
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_failure_in_own_directory_leaves_no_partial_directory(cli, tmp_path,
+                                                                    monkeypatch):
+    out = tmp_path / "out"
+    assert cli("compile", TFC, "-o", out)[0] == 0
+    real = Path.write_bytes
+    count = [0]
+
+    def flaky(self, data):
+        count[0] += 1
+        if count[0] > 10:
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+    monkeypatch.setattr(Path, "write_bytes", flaky)
+    rc, _, _ = cli("compile", TFC, "-o", out)
+    assert rc == 2
+    assert not out.exists()
+
+
+def test_refuses_to_write_outside(cli, tmp_path, monkeypatch):
+    """A file name that would escape DIR is refused before anything lands outside it."""
+    from bnncc import project
+    real = project.render_project
+
+    def escaping(*a, **k):
+        files = dict(real(*a, **k))
+        files["../escaped.txt"] = b"should not exist"
+        return dict(sorted(files.items()))
+    monkeypatch.setattr(project, "render_project", escaping)
+    out = tmp_path / "out"
+    rc, _, stderr = cli("compile", TFC, "-o", out)
+    assert rc == 2 and "outside" in stderr
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not out.exists()
+
+
+def test_nothing_written_outside_dir(tmp_path):
+    """A real `bnncc compile` process, with HOME, TMPDIR, the cache and the working
+    directory all inside tmp_path: afterwards everything new is under DIR, and the model's
+    own folder is unchanged."""
+    models = tmp_path / "models"
+    models.mkdir()
+    model = models / "tfc.onnx"
+    shutil.copy(TFC, model)
+    for d in ("home", "tmp", "cwd", "cache"):
+        (tmp_path / d).mkdir()
+    env = dict(os.environ, HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path / "tmp"),
+               BNNCC_CACHE=str(tmp_path / "cache"))
+    for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "MPLCONFIGDIR"):
+        env.pop(var, None)
+    before = snapshot(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "bnncc", "compile", str(model), "-o",
+                        str(tmp_path / "cwd" / "out")], cwd=tmp_path / "cwd", env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    after = snapshot(tmp_path)
+    new = sorted(set(after) - set(before))
+    changed = sorted(k for k in before if k in after and before[k] != after[k]
+                     and before[k][0] == "file")
+    outside = [p for p in new if not (p == "cwd/out" or p.startswith("cwd/out/"))]
+    assert outside == [], outside
+    assert changed == [], changed
+    assert "cwd/out/hls/top.cpp" in new

@@ -1,0 +1,57 @@
+"""estimate(): fields, consistency, table, deterministic plot, speed."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bnncc import api
+from bnncc.boards import get_board
+from bnncc.estimate import estimate, plot_png, table
+from bnncc.folding import fold_max_fps
+
+FIX = Path(__file__).parent / "fixtures" / "brevitas"
+CNV = FIX / "cnv_1w1a.onnx"
+RES = ("LUT", "FF", "BRAM18", "URAM", "DSP")
+
+
+def folded(path=CNV, board="pynq-z2"):
+    b = get_board(board)
+    d = api.load(str(path))
+    fold_max_fps(d, b, b.clock_mhz)
+    return d, b
+
+
+def test_fields_and_totals():
+    d, b = folded()
+    e = estimate(d, b, 100.0)
+    for k in ("board", "clock_mhz", "fps", "latency_cycles", "fits", "totals", "budget", "layers"):
+        assert k in e
+    assert isinstance(e["fits"], bool)
+    for k in RES:
+        assert k in e["totals"] and k in e["budget"]
+        assert e["totals"][k] == sum(r[k] for r in e["layers"])
+    for r in e["layers"]:
+        for k in ("name", "kind", "PE", "SIMD", "cycles", "mem_style") + RES:
+            assert k in r
+    assert e["fps"] == 100e6 / max(r["cycles"] for r in e["layers"])
+    assert e["latency_cycles"] >= max(r["cycles"] for r in e["layers"])
+    json.dumps(e)
+    t = table(e)
+    assert "mvau_1" in t and "frames/s" in t and "fits" in t
+
+
+def test_plot_is_deterministic_png():
+    d, b = folded()
+    e = estimate(d, b, 100.0)
+    a, c = plot_png(e), plot_png(e)
+    assert a[:8] == b"\x89PNG\r\n\x1a\n" and a == c
+
+
+def test_estimate_fast_in_process():
+    t = time.perf_counter()
+    d, b = folded()
+    estimate(d, b, 100.0)
+    assert time.perf_counter() - t < 1.0
