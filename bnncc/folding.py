@@ -420,10 +420,12 @@ def _no_fit_error(units, bud, board):
         raise BnnccError(f"layer {u.name} does not fit {board.name} even fully folded "
                          f"(PE=SIMD=1, best memory style): it needs {big:.0f} {r}, the budget "
                          f"is {bud[r]:.0f} ({pct:.0f}% of {cap[r]}): over by {big - bud[r]:.0f} {r}")
+    use = [(u.res[k, worst], u) for k, u in zip(sel, units)]
+    most, u = max(use, key=lambda t: t[0])
     raise BnnccError(f"the design does not fit {board.name} even fully folded: {tot[worst]:.0f} {r} "
                      f"needed, budget {bud[r]:.0f} ({pct:.0f}% of {cap[r]}), over by "
-                     f"{tot[worst] - bud[r]:.0f} {r}; the largest layer is {u.name} "
-                     f"({big:.0f} {r} at least)")
+                     f"{tot[worst] - bud[r]:.0f} {r}; the largest user is layer {u.name} "
+                     f"({most:.0f} {r})")
 
 
 def fold_max_fps(design, board, clock_mhz: float | None = None, budget: dict | None = None,
