@@ -12,38 +12,20 @@ import re
 import subprocess
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 import pytest
 
 from bnncc.backends import rtl
 from bnncc.datatypes import DataType
-from bnncc.folding import insert_width_converters
-from bnncc.ir import Design, HostStage
 from bnncc.layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding, WidthConverter
 from bnncc.sim import rtlsim
 from bnncc.sim.tools import verilator_env, yosys_cmd
+from bnncc.testing.designs import chain_design as make_design
+from bnncc.testing.designs import fixture_index as _index
+from bnncc.testing.designs import model_inputs, rand_values
 
 REPO = Path(__file__).resolve().parent.parent
 BIP = DataType.bipolar()
-
-
-def make_design(*layers) -> Design:
-    g = nx.DiGraph()
-    for l in layers:
-        g.add_node(l.name, layer=l)
-    for a, b in zip(layers, layers[1:]):
-        g.add_edge(a.name, b.name)
-    stage = HostStage(shape=(1,), gather=np.zeros(1, int), chain=[])
-    d = Design("test", g, "x", (1,) + tuple(layers[0].in_shape), "y",
-               (1,) + tuple(layers[-1].out_shape), stage, stage)
-    return insert_width_converters(d)
-
-
-def rand_values(rng, dt: DataType, shape) -> np.ndarray:
-    if dt.is_bipolar:
-        return rng.choice([-1, 1], size=shape).astype(np.int64)
-    return rng.integers(dt.min, dt.max + 1, size=shape).astype(np.int64)
 
 
 def check(design, n=4, seed=0, backpressures=(0.0, 0.5)):
@@ -71,27 +53,6 @@ def sorted_thresholds(rng, c, nt, lo, hi):
 # ----------------------------------------------------------------------------- models
 # Whole models first: under pytest-xdist the longest tests then start first.
 FIXTURES = REPO / "tests" / "fixtures"
-
-
-def _index() -> list[dict]:
-    p = FIXTURES / "index.json"
-    return json.loads(p.read_text()) if p.is_file() else []
-
-
-def model_inputs(entry: dict, n: int) -> np.ndarray:
-    """n float inputs for a fixture model: its stored reference inputs, then (when it has
-    fewer than n) seeded variations of them (flips, shifts, noise) within their range."""
-    x = np.load(FIXTURES / entry["refs"])["inputs"]
-    if len(x) >= n:
-        return x[:n]
-    rng = np.random.default_rng(len(x))
-    lo, hi = float(x.min()), float(x.max())
-    extra = []
-    for i in range(n - len(x)):
-        v = x[i % len(x)]
-        v = np.flip(v, axis=-1) if i % 2 else np.roll(v, int(rng.integers(-3, 4)), axis=-2)
-        extra.append(np.clip(v + rng.normal(0, 0.05 * (hi - lo), v.shape), lo, hi))
-    return np.concatenate([x, np.asarray(extra, dtype=x.dtype)])
 
 
 def check_stream(design, q, seed=0, tolerance=0.05):

@@ -8,24 +8,12 @@ import pytest
 
 from bnncc.backends import hls
 from bnncc.datatypes import DataType
-from bnncc.folding import insert_width_converters
 from bnncc.ir import Design, HostStage
-from bnncc.layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding, WidthConverter
+from bnncc.layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding
 from bnncc.sim import csim
+from bnncc.testing.designs import chain_design as make_design
 
 BIP = DataType.bipolar()
-
-
-def make_design(*layers) -> Design:
-    g = nx.DiGraph()
-    for l in layers:
-        g.add_node(l.name, layer=l)
-    for a, b in zip(layers, layers[1:]):
-        g.add_edge(a.name, b.name)
-    stage = HostStage(shape=(1,), gather=np.zeros(1, int), chain=[])
-    d = Design("unit", g, "x", (1,) + tuple(layers[0].in_shape), "y",
-               (1,) + tuple(layers[-1].out_shape), stage, stage)
-    return insert_width_converters(d)
 
 
 def every_kind_design() -> Design:
