@@ -31,10 +31,11 @@ from .layers.cost import RES, fifo_resources
 
 DEFAULT_BUDGET = {"LUT": 0.70, "FF": 0.80, "BRAM18": 0.80, "URAM": 0.80, "DSP": 0.80}
 FIFO_MIN_DEPTH = 2       # the RTL backend's default edge FIFO depth
-# Shortest interval the optimizer aims for (1: no limit). At very short intervals the
-# RTL's handshakes, not the folding, can set the rate (Verilator measured 2.4 cycles for
-# a 2-cycle folding of tfc_small_w1a1); see hw_tests/test_estimate.py.
-MIN_INTERVAL = 1
+# Shortest interval the optimizer aims for. Below a few dozen cycles per frame the RTL's
+# handshakes, not the folding, set the rate (Verilator measured 2.4 cycles for a 2-cycle
+# folding of tfc_small_w1a1, 10 for an 8-cycle one), so the cycle model would be wrong;
+# 64 cycles is 1.5M frames/s at 100 MHz. Checked by hw_tests/test_estimate_cycles.py.
+MIN_INTERVAL = 64
 
 
 def divisors(n: int) -> list[int]:
