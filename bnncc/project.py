@@ -36,7 +36,7 @@ def write_project(files: dict[str, bytes], outdir: str, force: bool = False) -> 
     if existed:
         if not out.is_dir():
             raise BnnccError("output path exists and is not a directory", file=str(out))
-        if not (out / MARKER).is_file() and any(out.iterdir()) and not force:
+        if not (out / MARKER).is_file() and not force:
             raise BnnccError("output directory exists and was not created by bnncc; "
                              "use --force to replace it", file=str(out))
     try:
