@@ -9,8 +9,10 @@ import collections
 
 import numpy as np
 import onnx
+
+from netgen_checks import assert_declared_shapes
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from bnncc.testing import netgen
 from bnncc.testing.netgen import (
@@ -76,21 +78,7 @@ def test_checker_shapes_and_names(cases):
 
 
 def test_declared_shapes_match_shape_inference(cases):
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    for c in cases[:15]:
-        declared = {vi.name: _dims(vi) for vi in c.model.graph.value_info}
-        stripped = onnx.ModelProto()
-        stripped.CopyFrom(c.model)
-        del stripped.graph.value_info[:]
-        if c.family.startswith("qonnx"):
-            inferred_model = ModelWrapper(stripped).transform(InferShapes()).model
-        else:
-            inferred_model = onnx.shape_inference.infer_shapes(stripped, strict_mode=True)
-        inferred = {vi.name: _dims(vi) for vi in inferred_model.graph.value_info}
-        for name, dims in declared.items():
-            assert inferred.get(name) == dims, (c.name, name, dims, inferred.get(name))
+    assert_declared_shapes(cases[:15])
 
 
 def test_numpy_model_agrees_with_reference(cases):

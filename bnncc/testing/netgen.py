@@ -909,14 +909,12 @@ def _build(rng: np.random.Generator, family: str, name: str = ""):
         tail.append("BatchNormalization(dyadic)")
 
     r = rng.random()
-    out_elem = TensorProto.FLOAT
     _, counts = np.unique(np.argmax(B.cal, axis=-1), return_counts=True)
     if counts.max() > 0.8 * len(B.cal):
         r = 1.0  # the class index would be (nearly) constant: keep the logits
     if r < 0.2:
         B.step("ArgMax", [B.cur], "global_out", (1,), lambda x: np.argmax(x, axis=-1),
                prefix="top", elem=TensorProto.INT64, axis=-1, keepdims=0)
-        out_elem = TensorProto.INT64
         tail.append("ArgMax")
     elif r < 0.35:
         kname = B.init("top_k", np.array([1], np.int64))
@@ -925,7 +923,6 @@ def _build(rng: np.random.Generator, family: str, name: str = ""):
                axis=-1, largest=1, sorted=1)
         # the data path continues from the indices output
         B.cur, B.shape = B.nodes[-1].output[1], (1, 1)
-        out_elem = TensorProto.INT64
         tail.append("TopK")
 
     # ---- assemble -----------------------------------------------------------
@@ -938,11 +935,17 @@ def _build(rng: np.random.Generator, family: str, name: str = ""):
                     n.output[i] = "global_out"
         B.vinfo["global_out"] = B.vinfo.pop(out_name)
         out_name = "global_out"
+    model = _assemble(B, name or f"netgen-{family}", [1, *in_shape], out_name, qonnx, meta)
+    return model, B.ops, in_shape, meta
+
+
+def _assemble(B, gname: str, in_dims: list, out_name: str, qonnx: bool, meta: dict):
+    """The ModelProto of a built graph (declared shapes, opsets); records layers in meta."""
     out_shape, out_elem = B.vinfo.pop(out_name)
     value_info = [helper.make_tensor_value_info(k, el, list(shp)) for k, (shp, el) in B.vinfo.items()]
     graph = helper.make_graph(
-        B.nodes, name or f"netgen-{family}",
-        [helper.make_tensor_value_info("global_in", TensorProto.FLOAT, [1, *in_shape])],
+        B.nodes, gname,
+        [helper.make_tensor_value_info("global_in", TensorProto.FLOAT, list(in_dims))],
         [helper.make_tensor_value_info("global_out", out_elem, list(out_shape))],
         initializer=B.inits, value_info=value_info,
     )
@@ -953,7 +956,7 @@ def _build(rng: np.random.Generator, family: str, name: str = ""):
     model.ir_version = 8
     meta["layers"] = B.layers
     meta["act_tensors"] = list(B.act_tensors)
-    return model, B.ops, in_shape, meta
+    return model
 
 
 def random_network(seed: int, family: str | None = None, n_inputs: int = 8) -> NetCase:
@@ -1747,22 +1750,7 @@ def _finish_graph(B: _GBuilder, gname: str, meta: dict, *, qonnx: bool):
         B.quants = [("global_out" if a == out_name else a, "global_out" if b == out_name else b, q)
                     for a, b, q in B.quants]
         B.act_tensors = ["global_out" if a == out_name else a for a in B.act_tensors]
-    out_shape, out_elem = B.vinfo.pop("global_out")
-    in_shape = B.shapes["global_in"]
-    value_info = [helper.make_tensor_value_info(k, el, list(shp)) for k, (shp, el) in B.vinfo.items()]
-    graph = helper.make_graph(
-        B.nodes, gname,
-        [helper.make_tensor_value_info("global_in", TensorProto.FLOAT, list(in_shape))],
-        [helper.make_tensor_value_info("global_out", out_elem, list(out_shape))],
-        initializer=B.inits, value_info=value_info,
-    )
-    opsets = [helper.make_opsetid("", ONNX_OPSET)]
-    if qonnx:
-        opsets.append(helper.make_opsetid(QONNX_DOMAIN, 1))
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="bnncc.testing.netgen")
-    model.ir_version = 8
-    meta["layers"] = B.layers
-    meta["act_tensors"] = list(B.act_tensors)
+    model = _assemble(B, gname, list(B.shapes["global_in"]), "global_out", qonnx, meta)
     return model, B, meta
 
 
