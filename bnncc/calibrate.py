@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -24,9 +23,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
+from . import resources
 from .datatypes import DataType
 from .layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding, WidthConverter
 from .layers.cost import Fifo, count_cells
@@ -212,8 +211,7 @@ def render_point(p: dict, name: str) -> tuple[dict, str, str]:
 
 # ----------------------------------------------------------------------------- yosys
 def cache_dir() -> Path:
-    root = Path(os.environ.get("BNNCC_CACHE") or Path.home() / ".cache" / "bnncc")
-    return root / "yosys"
+    return resources.cache_dir("yosys")
 
 
 def _yosys_version() -> str:

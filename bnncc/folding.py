@@ -19,7 +19,6 @@ budget, and the weights of over-budget resources are raised until the selection 
 from __future__ import annotations
 
 import json
-from math import gcd
 from pathlib import Path
 
 import networkx as nx

@@ -15,17 +15,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .resources import cache_dir
+
 import numpy as np
 
 _SRC = Path(__file__).parent / "_kernels" / "popcount.c"
 _lib = None
 _tried = False
-
-
-def cache_dir() -> Path:
-    d = Path(os.environ.get("BNNCC_CACHE", Path.home() / ".cache" / "bnncc"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def _build() -> ctypes.CDLL | None:

@@ -22,5 +22,14 @@ def boards_dir() -> Path:
     return _find("_boards", "boards")
 
 
+def cache_dir(sub: str = "") -> Path:
+    """bnncc's build cache ($BNNCC_CACHE, default ~/.cache/bnncc), entries keyed by content
+    hash: compiled kernels, C simulation and Verilator binaries, Yosys results."""
+    import os
+    d = Path(os.environ.get("BNNCC_CACHE") or Path.home() / ".cache" / "bnncc") / sub
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 def examples_dir() -> Path:
     return _HERE / "examples"

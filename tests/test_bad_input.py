@@ -1,6 +1,5 @@
 """Bad or unsupported models: exit 2, one line naming the file (and node/op), no traceback,
 no output written."""
-import os
 import subprocess
 import sys
 

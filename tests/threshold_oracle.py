@@ -61,18 +61,14 @@ def check_layer(model: onnx.ModelProto, layer: MVAU) -> int:
     h = np.minimum(h, hi[None, :])
     h_orig = np.where(layer.negated, reflect - h, h) if layer.negated is not None else h
     real = (h_orig.astype(np.float64) * mul + add).astype(np.float32)
-    spatial = len(layer.out_shape) - 1 + (1 if len(layer.out_shape) > 1 else 0)
-    spatial = 2 if len(layer.out_shape) == 3 else 0
+    spatial = 2 if len(layer.out_shape) == 3 else 0       # conv: (R, C, 1, 1)
     want = original_levels(model, layer, real, spatial)
-    got = apply_thresholds(h, layer.thresholds, layer.odt).astype(np.float64)
+    got = apply_thresholds(h, layer.thresholds, layer.odt).astype(np.int64)
     # the original quantizer outputs real values scale * q; compare the integers q
-    scale = np.unique(np.abs(want[want != 0])) if np.any(want != 0) else np.array([1.0])
-    q_want = want
-    got_real = got
-    bad = valid & (np.sign(q_want) != np.sign(got_real)) if layer.odt.is_bipolar else None
-    if bad is None:
-        s = _quant_scale(model, layer)
-        bad = valid & (np.round(q_want / s).astype(np.int64) != got.astype(np.int64))
+    if layer.odt.is_bipolar:
+        bad = valid & (np.sign(want) != got)
+    else:
+        bad = valid & (np.round(want / _quant_scale(model, layer)).astype(np.int64) != got)
     if np.any(bad):
         r, c = np.argwhere(bad)[0]
         raise AssertionError(f"{layer.name} channel {c} accumulator {h[r, c]}: "

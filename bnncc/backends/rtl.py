@@ -16,7 +16,6 @@ from math import ceil, gcd
 from pathlib import Path
 
 import jinja2
-import networkx as nx
 import numpy as np
 
 from .. import resources

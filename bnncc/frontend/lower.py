@@ -629,13 +629,9 @@ class Lowering:
             self.notes.append("input Sign can produce 0, so the first layer takes INT2 "
                               "values {-1, 0, 1}")
         self.input_stage = HostStage(shape=shape, gather=x.pos.reshape(-1), chain=x.chain,
-                                     quant=self._channel_quant(quant), hw_order=perm,
+                                     quant=quant, hw_order=perm,
                                      hw_shape=hw_shape)
         return self._quant_act(shape, canonical_pos(shape), INPUT, dtype, quant, node)
-
-    def _channel_quant(self, quant):
-        """Quantizer params may stay full-shape for the host stage (batch broadcasts)."""
-        return quant
 
     def _quant_act(self, shape, pos, src, dtype, quant, node):
         """The Act a quantizer outputs: real = scale * (q - zeropt)."""
@@ -995,7 +991,6 @@ class Lowering:
         sh, sw = attrs.get("strides", [1, 1])
         _, c, h, w = x.shape
         ceil = attrs.get("ceil_mode", 0)
-        rnd = (lambda v: -(-v // 1)) if ceil else (lambda v: v)
         oh = (h - kh + (sh - 1 if ceil else 0)) // sh + 1
         ow = (w - kw + (sw - 1 if ceil else 0)) // sw + 1
         if ceil and ((oh - 1) * sh + kh > h or (ow - 1) * sw + kw > w):

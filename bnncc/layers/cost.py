@@ -7,7 +7,6 @@ Yosys on the sweep in bnncc/calibrate.py (table in docs/calibration.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
 
 RES = ("LUT", "FF", "BRAM18", "URAM", "DSP")
 
@@ -172,7 +171,6 @@ FIFO_FF = [1.1681, 0.6571]
 
 def generic_resources(layer) -> dict:
     """A layer kind without its own model: a register and a little logic per lane bit."""
-    import numpy as np
     lanes = getattr(layer, "pe", 1) * max(layer.idt.bits, layer.odt.bits)
     return res(LUT=2 * lanes + 20, FF=2 * lanes + 16)
 

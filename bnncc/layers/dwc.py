@@ -35,7 +35,7 @@ class WidthConverter(Layer):
         (OUT_E | IN_E) selects slices of a held input word; neither divides: split to
         the gcd, then gather."""
         from math import gcd
-        from .cost import add, res
+        from .cost import add
         eb, ie, oe = self.idt.bits, self.in_elems, self.out_elems
         if ie % oe and oe % ie:
             g = gcd(ie, oe)

@@ -57,7 +57,7 @@ class SlidingWindow(Layer):
     def buffer_shape(self) -> tuple[int, int, str]:
         """(width, depth, ram_style) of the line buffer, as the RTL backend sizes it."""
         ih, iw, c = self.in_shape
-        (kh, kw), (sh, sw) = self.kernel, self.stride
+        kh, sh = self.kernel[0], self.stride[0]
         nr = max(kh, sh) + sh
         depth = nr * iw * (c // self.simd)
         width = self.simd * self.idt.bits

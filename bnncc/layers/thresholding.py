@@ -7,7 +7,7 @@ thresholds T (bnncc.passes.thresholds). A bipolar output is the count itself as 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

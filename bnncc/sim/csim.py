@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import resources
 from ..errors import BnnccError, VerificationMismatch
 from ..backends import hls
 from ..datatypes import DataType
@@ -61,7 +62,7 @@ def ap_include() -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("BNNCC_CACHE") or Path.home() / ".cache" / "bnncc") / "csim"
+    return resources.cache_dir("csim")
 
 
 def _cxx_version() -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import resources
 from ..backends import rtl
 from ..errors import BnnccError
 from ..streams import decode, encode
@@ -30,7 +31,7 @@ class RtlSimError(BnnccError):
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("BNNCC_CACHE") or Path.home() / ".cache" / "bnncc")
+    return resources.cache_dir()
 
 
 def pack(values: np.ndarray, dt, elems: int) -> np.ndarray:
