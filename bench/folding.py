@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 from bnncc import api  # noqa: E402
 from bnncc.boards import get_board  # noqa: E402
 from bnncc.estimate import estimate  # noqa: E402
-from bnncc.folding import (divisors, fold_max_fps, insert_width_converters,  # noqa: E402
-                           strip_width_converters)
+from bnncc.folding import (MIN_INTERVAL, _offer_parallel, divisors,  # noqa: E402
+                           fold_max_fps, insert_width_converters, strip_width_converters)
 from bnncc.layers import MVAU, LabelSelect, MaxPool, SlidingWindow  # noqa: E402
 
 FINN_MEASURED = {  # issue 5: finn-plus 1.6.1, CNV-w1a1, Pynq-Z1 @ 100 MHz
@@ -96,21 +96,23 @@ def lut_bound(design, board, clock_mhz, budget_lut, est) -> tuple[float, float]:
 
 def structural_bound(design, clock_mhz) -> float:
     """fps with every layer fully parallel (PE = MH, SIMD = the channels a window word
-    can carry): the interval no folding can beat."""
-    worst = 0
+    can carry, or a whole window where the optimizer offers the parallel window), and no
+    shorter than the optimizer's floor: the interval no folding can beat."""
+    worst = MIN_INTERVAL
     g = design.graph
     for l in design.layers():
         if isinstance(l, MVAU):
             preds = list(g.predecessors(l.name))
             swg = design.layer(preds[0]) if preds else None
-            simd = swg.channels if isinstance(swg, SlidingWindow) else l.mw
+            par = isinstance(swg, SlidingWindow) and _offer_parallel(swg)
+            simd = swg.channels if isinstance(swg, SlidingWindow) and not par else l.mw
             simd = max(s for s in divisors(simd) if l.mw % s == 0)
             worst = max(worst, (l.mw // simd) * l.pixels)
             if isinstance(swg, SlidingWindow):
-                old = swg.simd
-                swg.simd = simd
+                old = swg.simd, swg.parallel
+                swg.simd, swg.parallel = (swg.channels, True) if par else (simd, False)
                 worst = max(worst, swg.cycles())
-                swg.simd = old
+                swg.simd, swg.parallel = old
     return clock_mhz * 1e6 / worst
 
 
@@ -122,7 +124,24 @@ def row(label, est):
             f"fits={'yes' if est['fits'] else 'NO'}")
 
 
-def case(path: Path, board_name: str, clock: float | None = None, finn_targets=()):
+def measured(design, clock) -> str:
+    """The design's cycles per frame in Verilator (8 frames, steady state)."""
+    import numpy as np
+
+    from bnncc.sim import rtlsim
+    from bnncc.testing.designs import rand_values
+    first = design.first()
+    q = rand_values(np.random.default_rng(0), first.idt, (8,) + tuple(first.in_shape))
+    t0 = time.perf_counter()
+    y, st = rtlsim.simulate(design, q)
+    exact = np.array_equal(y, design.run_layers(q))
+    return (f"  {'bnncc design in Verilator':<34} {clock * 1e6 / st['cycles_per_frame']:>9,.0f} fps  "
+            f"({st['cycles_per_frame']:.0f} cycles/frame measured, {st['cycles_per_frame_estimated']} "
+            f"estimated; bit-exact={exact}; {time.perf_counter() - t0:.0f} s)")
+
+
+def case(path: Path, board_name: str, clock: float | None = None, finn_targets=(),
+         measure: bool = False):
     board = get_board(board_name)
     clock = clock or board.clock_mhz
     print(f"\n{path.stem} on {board.name} at {clock:g} MHz "
@@ -144,11 +163,13 @@ def case(path: Path, board_name: str, clock: float | None = None, finn_targets=(
             m = FINN_MEASURED[fps_t]
             print(f"  {'FINN measured (finn-plus, Pynq-Z1)':<34} {m['fps']:>9,} fps  "
                   f"LUT {m['LUT']:>7,} ({100 * m['LUT'] / 53200:4.1f}%)  BRAM18 {m['BRAM18']:>4}")
+    if measure:
+        print(measured(d, clock))
     bound, per_lane = lut_bound(d, board, clock, est["budget"]["LUT"], est)
     sb = structural_bound(d, clock)
     print(f"  MACs/frame {macs(d):,}; bnncc design: {per_lane:.2f} LUT per MAC lane")
     print(f"  LUT-budget bound {bound:,.0f} fps -> bnncc reaches {bnncc_fps / bound:.2f} of it; "
-          f"structural bound (fully parallel, SWG SIMD <= channels) {sb:,.0f} fps -> "
+          f"structural bound (fully parallel, >= {MIN_INTERVAL} cycles) {sb:,.0f} fps -> "
           f"{bnncc_fps / sb:.2f}; min of both {min(bound, sb):,.0f} -> "
           f"{bnncc_fps / min(bound, sb):.2f}")
     return est
@@ -156,7 +177,7 @@ def case(path: Path, board_name: str, clock: float | None = None, finn_targets=(
 
 def main() -> None:
     d = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "tests" / "fixtures" / "brevitas"
-    case(d / "cnv_1w1a.onnx", "pynq-z2", 100.0, finn_targets=(10000, 3000))
+    case(d / "cnv_1w1a.onnx", "pynq-z2", 100.0, finn_targets=(10000, 3000), measure=True)
     case(d / "cnv_1w1a.onnx", "zcu104", None, finn_targets=(10000,))
     case(d / "tfc_1w1a.onnx", "pynq-z2", 100.0)
 

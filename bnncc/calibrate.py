@@ -27,7 +27,8 @@ import numpy as np
 
 from . import resources
 from .datatypes import DataType
-from .layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding, WidthConverter
+from .layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
+                     SumPool, Thresholding, WidthConverter)
 from .layers.cost import Fifo, count_cells
 
 RES = ("LUT", "FF", "BRAM18", "URAM", "DSP")
@@ -90,10 +91,31 @@ SWEEP = [
     dict(kind="SlidingWindow", ih=5, iw=5, c=128, k=3, s=1, pad=0, simd=8, idt="BIPOLAR"),
     dict(kind="SlidingWindow", ih=3, iw=3, c=256, k=3, s=1, pad=0, simd=2, idt="BIPOLAR"),
     dict(kind="SlidingWindow", ih=28, iw=28, c=16, k=2, s=2, pad=0, simd=16, idt="INT4"),
+    # parallel windows (a whole window per word): first-layer shapes
+    dict(kind="SlidingWindow", ih=32, iw=32, c=3, k=3, s=1, pad=0, simd=3, idt="INT8", par=1),
+    dict(kind="SlidingWindow", ih=28, iw=28, c=1, k=5, s=1, pad=2, simd=1, idt="UINT8", par=1),
+    dict(kind="SlidingWindow", ih=16, iw=16, c=16, k=3, s=2, pad=1, simd=16, idt="INT2", par=1),
+    dict(kind="SlidingWindow", ih=30, iw=30, c=64, k=3, s=1, pad=0, simd=64, idt="BIPOLAR", par=1),
     # max pooling, label select
     dict(kind="MaxPool", ih=28, iw=28, c=64, k=2, pe=16, idt="BIPOLAR"),
     dict(kind="MaxPool", ih=10, iw=10, c=128, k=2, pe=4, idt="BIPOLAR"),
     dict(kind="MaxPool", ih=28, iw=28, c=64, k=2, pe=8, idt="INT2"),
+    # sum pooling (average pools), 2x2 and global
+    dict(kind="SumPool", ih=28, iw=28, c=64, k=2, pe=8, idt="UINT2"),
+    dict(kind="SumPool", ih=8, iw=8, c=32, k=8, pe=4, idt="INT4"),
+    dict(kind="SumPool", ih=16, iw=16, c=16, k=2, pe=16, idt="BIPOLAR"),
+    dict(kind="SumPool", ih=14, iw=14, c=32, k=2, pe=4, idt="INT3"),
+    dict(kind="SumPool", ih=4, iw=4, c=64, k=4, pe=8, idt="UINT4"),
+    # joins and splits of residual blocks
+    dict(kind="AddStreams", c=64, pe=8, idt="INT4", idt_b="INT4", ka=1, kb=1),
+    dict(kind="AddStreams", c=64, pe=16, idt="UINT8", idt_b="INT8", ka=3, kb=1),
+    dict(kind="AddStreams", c=32, pe=4, idt="INT2", idt_b="UINT2", ka=1, kb=-4),
+    dict(kind="Concat", channels=(64, 64), pe=8, idts=("INT4", "INT4")),
+    dict(kind="Concat", channels=(32, 16, 16), pe=16, idts=("UINT2", "INT3", "BIPOLAR")),
+    dict(kind="Concat", channels=(8, 24), pe=4, idts=("UINT8", "UINT6")),
+    dict(kind="Duplicate", w=64, n=2),
+    dict(kind="Duplicate", w=8, n=3),
+    dict(kind="Duplicate", w=256, n=2),
     dict(kind="LabelSelect", labels=10, k=1, pe=1, idt="UINT10"),
     dict(kind="LabelSelect", labels=10, k=1, pe=10, idt="UINT10"),
     dict(kind="LabelSelect", labels=100, k=5, pe=4, idt="INT12"),
@@ -118,9 +140,15 @@ def point_label(p: dict) -> str:
         return f"Thresh C{p['c']} nt{p['nt']} PE{p['pe']} {p['idt']}"
     if k == "SlidingWindow":
         return (f"SWG {p['ih']}x{p['iw']}x{p['c']} k{p['k']} s{p['s']} p{p['pad']} "
-                f"SIMD{p['simd']} {p['idt']}")
-    if k == "MaxPool":
-        return f"MaxPool {p['ih']}x{p['iw']}x{p['c']} k{p['k']} PE{p['pe']} {p['idt']}"
+                f"{'parallel' if p.get('par') else 'SIMD' + str(p['simd'])} {p['idt']}")
+    if k in ("MaxPool", "SumPool"):
+        return f"{k} {p['ih']}x{p['iw']}x{p['c']} k{p['k']} PE{p['pe']} {p['idt']}"
+    if k == "AddStreams":
+        return f"Add C{p['c']} PE{p['pe']} {p['ka']}*{p['idt']}+{p['kb']}*{p['idt_b']}"
+    if k == "Concat":
+        return f"Concat {'+'.join(map(str, p['channels']))} PE{p['pe']} {'/'.join(p['idts'])}"
+    if k == "Duplicate":
+        return f"Duplicate W{p['w']} x{p['n']}"
     if k == "LabelSelect":
         return f"LabelSel {p['labels']} k{p['k']} PE{p['pe']} {p['idt']}"
     if k == "Fifo":
@@ -167,12 +195,33 @@ def build_layer(p: dict, name: str, seed: int = 0):
         oh, ow = (ih + 2 * pad - kk) // s + 1, (iw + 2 * pad - kk) // s + 1
         return SlidingWindow(name, idt, idt, (ih, iw, c), (oh, ow, kk * kk * c), kernel=(kk, kk),
                              stride=(s, s), pads=(pad,) * 4,
-                             pad_value=1 if idt.is_bipolar else 0, simd=p["simd"])
+                             pad_value=1 if idt.is_bipolar else 0, simd=p["simd"],
+                             parallel=bool(p.get("par")))
     if k == "MaxPool":
         idt = dt(p["idt"])
         ih, iw, c, kk = p["ih"], p["iw"], p["c"], p["k"]
         return MaxPool(name, idt, idt, (ih, iw, c), (ih // kk, iw // kk, c), kernel=(kk, kk),
                        stride=(kk, kk), pe=p["pe"])
+    if k == "SumPool":
+        idt = dt(p["idt"])
+        ih, iw, c, kk = p["ih"], p["iw"], p["c"], p["k"]
+        lo, hi = (-1, 1) if idt.is_bipolar else (idt.min, idt.max)
+        return SumPool(name, idt, DataType.for_range(kk * kk * lo, kk * kk * hi), (ih, iw, c),
+                       (ih // kk, iw // kk, c), kernel=(kk, kk), stride=(kk, kk), pe=p["pe"])
+    if k == "AddStreams":
+        a, b = dt(p["idt"]), dt(p["idt_b"])
+        ends = [p["ka"] * x + p["kb"] * y for x in (a.min, a.max) for y in (b.min, b.max)]
+        return AddStreams(name, a, DataType.for_range(min(ends), max(ends)), (p["c"],),
+                          (p["c"],), idt_b=b, ka=p["ka"], kb=p["kb"], pe=p["pe"])
+    if k == "Concat":
+        ts = [dt(t) for t in p["idts"]]
+        lo, hi = min(t.min for t in ts), max(t.max for t in ts)
+        return Concat(name, ts[0], DataType.for_range(lo, hi), (p["channels"][0],),
+                      (sum(p["channels"]),), idts=tuple(ts), channels=tuple(p["channels"]),
+                      pe=p["pe"])
+    if k == "Duplicate":
+        d = DataType.uint(p["w"])
+        return Duplicate(name, d, d, (1,), (1,), n=p["n"])
     if k == "LabelSelect":
         idt = dt(p["idt"])
         n = p["labels"]
@@ -200,7 +249,7 @@ def render_point(p: dict, name: str) -> tuple[dict, str, str]:
     kind, fn = rtl.KIND[type(layer)]
     mod = "bnncc_" + name
     ctx = fn(layer, mod, files)
-    text = env.get_template(f"{kind}.v.j2").render(L=ctx)
+    text = env.get_template(f"{ctx.get('template', kind)}.v.j2").render(L=ctx)
     if kind == "thresholding":
         # templates/rtl/thresholding.v.j2 marks its ROMs rom_style "distributed", which
         # Yosys cannot map (it prunes ROMs from LUT RAM): synthesize them as logic

@@ -11,30 +11,29 @@ from __future__ import annotations
 
 import io
 
-from .folding import DEFAULT_BUDGET, budget_of, edge_fifo, in_elems, out_elems
+from .folding import DEFAULT_BUDGET, budget_of, in_elems, out_elems
+from .ir import INPUT
 from .layers import MVAU, SlidingWindow
 from .layers.cost import RES, add, fifo_resources, generic_resources
+from .passes.fifos import fifo_depths
 
 STYLE_NAMES = {"block": "BRAM", "lut": "LUTRAM", "uram": "URAM", "distributed": "LUTRAM"}
 
 
-def _fifo_depth(consumer) -> int:
-    return edge_fifo(consumer)[1]
-
-
 def layer_estimates(design) -> list[dict]:
-    """One row per hardware block in stream order, FIFO in front of it included."""
+    """One row per hardware block in stream order, the FIFOs in front of it included."""
     rows = []
     layers = design.layers()
-    g = design.graph
+    depths = fifo_depths(design)
     for l in layers:
         fn = getattr(l, "resources", None)
         r = fn() if fn is not None else generic_resources(l)
-        preds = list(g.predecessors(l.name))
         fifo = {r_: 0 for r_ in RES}
-        for p in preds:
+        for i, p in enumerate(design.inputs_of(l.name)):
+            if p == INPUT:
+                continue
             prod = design.layer(p)
-            fifo = add(fifo, fifo_resources(out_elems(prod) * prod.odt.bits, _fifo_depth(l)))
+            fifo = add(fifo, fifo_resources(out_elems(prod) * prod.odt.bits, depths[(l.name, i)]))
         tot = add(r, fifo)
         if isinstance(l, MVAU):
             style = STYLE_NAMES[l.mem_style or l.default_mem_style()]
@@ -57,11 +56,21 @@ def interval(design) -> int:
     return max(int(l.cycles()) for l in design.layers())
 
 
+def fill_latency(design, rows: list[dict]) -> int:
+    """Fill latency of the longest path from the input to the output."""
+    lat = {r["name"]: r["latency"] for r in rows}
+    done: dict[str, int] = {}
+    for r in rows:                     # rows are in topological order
+        before = [done[p] for p in design.inputs_of(r["name"]) if p != INPUT]
+        done[r["name"]] = max(before, default=0) + lat[r["name"]]
+    return max(done.values(), default=0)
+
+
 def estimate(design, board, clock_mhz: float | None = None, budget: dict | None = None) -> dict:
     clock = float(clock_mhz or board.clock_mhz)
     rows = layer_estimates(design)
     ii = max(r["cycles"] for r in rows)
-    lat = sum(r["latency"] for r in rows) + ii
+    lat = fill_latency(design, rows) + ii
     totals = {k: sum(r[k] for r in rows) for k in RES}
     bud = budget_of(board, budget)
     cap = board.capacity()

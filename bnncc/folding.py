@@ -19,17 +19,18 @@ budget, and the weights of over-budget resources are raised until the selection 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
 from .errors import BnnccError
-from .layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding, WidthConverter
+from .layers import MVAU, Concat, LabelSelect, SlidingWindow, WidthConverter
 from .layers.cost import RES, fifo_resources
+from .passes.fifos import FIFO_MIN_DEPTH, base_depth
 
 DEFAULT_BUDGET = {"LUT": 0.70, "FF": 0.80, "BRAM18": 0.80, "URAM": 0.80, "DSP": 0.80}
-FIFO_MIN_DEPTH = 2       # the RTL backend's default edge FIFO depth
 # Shortest interval the optimizer aims for. Below a few dozen cycles per frame the RTL's
 # handshakes, not the folding, set the rate (Verilator measured 2.4 cycles for a 2-cycle
 # folding of tfc_small_w1a1, 10 for an 8-cycle one), so the cycle model would be wrong;
@@ -43,7 +44,9 @@ def divisors(n: int) -> list[int]:
 
 def in_elems(layer) -> int:
     """Elements per input word."""
-    if isinstance(layer, (MVAU, SlidingWindow)):
+    if isinstance(layer, SlidingWindow):
+        return layer.channels if layer.parallel else layer.simd
+    if isinstance(layer, MVAU):
         return layer.simd
     if isinstance(layer, WidthConverter):
         return layer.in_elems
@@ -53,7 +56,7 @@ def in_elems(layer) -> int:
 def out_elems(layer) -> int:
     """Elements per output word."""
     if isinstance(layer, SlidingWindow):
-        return layer.simd
+        return layer.out_shape[-1] if layer.parallel else layer.simd
     if isinstance(layer, LabelSelect):
         return 1
     if isinstance(layer, WidthConverter):
@@ -62,11 +65,8 @@ def out_elems(layer) -> int:
 
 
 def edge_fifo(consumer) -> tuple[int, int]:
-    """(width, depth) of the FIFO in front of a layer, as the RTL backend sizes it."""
-    w = in_elems(consumer) * consumer.idt.bits
-    if isinstance(consumer, MVAU) and consumer.mh // consumer.pe > 1:
-        return w, max(FIFO_MIN_DEPTH, consumer.mw // consumer.simd + 2)
-    return w, FIFO_MIN_DEPTH
+    """(width, depth) of the FIFO in front of a layer on a straight path."""
+    return in_elems(consumer) * consumer.idt.bits, base_depth(consumer)
 
 
 # --------------------------------------------------------------------------- fold_simple
@@ -103,14 +103,12 @@ def fold_simple(design, target_cycles: int = 1 << 15):
             swg = g.nodes[preds[0]]["layer"] if preds else None
             if isinstance(swg, SlidingWindow):
                 _fold_mvau(layer, target_cycles, swg.channels)
-                swg.simd = layer.simd
+                swg.simd, swg.parallel = layer.simd, False
             else:
                 _fold_mvau(layer, target_cycles, layer.mw)
-        elif isinstance(layer, (Thresholding, MaxPool)):
-            ch = layer.in_shape[-1]
-            _fold_channels(layer, ch, layer.cycles() * layer.pe, target_cycles)
-        elif isinstance(layer, LabelSelect):
-            _fold_channels(layer, layer.labels, layer.labels, target_cycles)
+        elif _channel_pe_attr(layer) is not None:
+            _fold_channels(layer, _channel_pe_attr(layer), layer.cycles() * layer.pe,
+                           target_cycles)
     return insert_width_converters(design)
 
 
@@ -186,6 +184,8 @@ def _channel_pe_attr(layer) -> int | None:
         return None
     if isinstance(layer, LabelSelect):
         return layer.labels
+    if isinstance(layer, Concat):          # PE channels of every input per word
+        return math.gcd(*layer.channels)
     return int(layer.in_shape[-1])
 
 
@@ -253,14 +253,25 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
         if st_pin not in ("block", "lut", "uram"):
             raise BnnccError(f"config: mem_style of {mv.name} must be bram, lutram or uram")
         styles = [st_pin]
-    old = (mv.pe, mv.simd, mv.mem_style, swg.simd if swg is not None else None)
+    old = (mv.pe, mv.simd, mv.mem_style, swg.simd if swg is not None else None,
+           swg.parallel if swg is not None else None)
     opts, cyc, res = [], [], []
     swg_cache = {}
+    modes = [(s, False) for s in simds]
+    if swg is not None and _offer_parallel(swg) and pins.get(swg.name, {}).get("parallel", True):
+        par_simds = [s for s in divisors(mv.mw) if simd_pin is None or s == simd_pin]
+        modes += [(s, True) for s in par_simds]
     try:
-        for simd in simds:
+        for simd, par in modes:
             if swg is not None:
-                swg.simd = simd
-                swg_cache[simd] = (swg.cycles(), _vec(swg.resources()))
+                swg.parallel, swg.simd = par, (swg.channels if par else simd)
+                # a parallel window is split to the MVAU's SIMD by a width converter
+                conv = (WidthConverter("dwc", swg.odt, swg.odt, swg.out_shape, swg.out_shape,
+                                       in_elems=mv.mw, out_elems=simd)
+                        if par and simd != mv.mw else None)
+                swg_cache[(simd, par)] = (
+                    max(swg.cycles(), conv.cycles() if conv else 0),
+                    np.add(_vec(swg.resources()), _vec(conv.resources()) if conv else 0))
             for pe in pes:
                 mv.pe, mv.simd = pe, simd
                 c = mv.cycles()
@@ -270,7 +281,7 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
                 for st in styles:
                     r = np.add(_vec(base[st]), fifo)
                     if swg is not None:
-                        c2, rs = swg_cache[simd]
+                        c2, rs = swg_cache[(simd, par)]
                         r = r + np.asarray(rs) + np.asarray(
                             _vec(fifo_resources(simd * swg.idt.bits, FIFO_MIN_DEPTH)))
                         cc = max(c, c2)
@@ -278,16 +289,23 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
                         cc = c
                     o = {mv.name: {"pe": pe, "simd": simd, "mem_style": st}}
                     if swg is not None:
-                        o[swg.name] = {"simd": simd}
+                        o[swg.name] = {"simd": swg.channels if par else simd, "parallel": par}
                     opts.append(o)
                     cyc.append(cc)
                     res.append(r)
     finally:
         mv.pe, mv.simd, mv.mem_style = old[0], old[1], old[2]
         if swg is not None:
-            swg.simd = old[3]
+            swg.simd, swg.parallel = old[3], old[4]
     layers = [swg, mv] if swg is not None else [mv]
     return Unit(layers, opts, cyc, res)
+
+
+def _offer_parallel(swg) -> bool:
+    """The parallel window pays off where a pixel is narrow (few channels, the first conv
+    layers): there the channel-serial window caps the rate at KH*KW cycles per pixel. For
+    wide pixels its window word is very wide, and SIMD over channels already scales."""
+    return swg.channels * swg.idt.bits <= 64 and swg.kernel != (1, 1)
 
 
 def _pe_unit(layer, pins) -> Unit:

@@ -42,6 +42,21 @@ class Layer:
         """Cycles per frame at the layer's current folding (initiation interval)."""
         raise NotImplementedError
 
+    @property
+    def in_dtypes(self) -> list:
+        """Datatype of each input stream (joins have several)."""
+        return [self.idt]
+
+    @property
+    def in_shapes(self) -> list:
+        """Per-frame shape of each input stream."""
+        return [tuple(self.in_shape)] * len(self.in_dtypes)
+
+    def held_words(self) -> int:
+        """Input words (of the first input) the layer can take in before it must emit:
+        what a parallel path has to buffer while this one fills (bnncc.passes.fifos)."""
+        return 2
+
 
 @dataclass
 class HostStage:
@@ -90,6 +105,12 @@ class Design:
         preds = list(self.graph.predecessors(name))
         return preds or [INPUT]
 
+    def readers(self, name: str) -> list[tuple[str, int]]:
+        """(consumer, input index) of every read of a layer's output stream (INPUT for
+        the host stream), in topological order: a Duplicate's output k feeds readers[k]."""
+        order = list(nx.topological_sort(self.graph))
+        return [(v, i) for v in order for i, p in enumerate(self.inputs_of(v)) if p == name]
+
     def first(self) -> Layer:
         return self.layers()[0]
 
@@ -113,7 +134,7 @@ class Design:
             layer = self.graph.nodes[name]["layer"]
             args = [outs[p] for p in self.inputs_of(name)]
             n = args[0].shape[0]
-            shapes = getattr(layer, "in_shapes", None) or [layer.in_shape] * len(args)
+            shapes = layer.in_shapes
             y = layer.execute(*[a.reshape((n,) + tuple(s)) for a, s in zip(args, shapes)])
             outs[name] = y
             if trace is not None:

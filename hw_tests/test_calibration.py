@@ -24,7 +24,9 @@ def test_sweep_size(rows):
     assert len(rows) >= 30
     assert {r["spec"]["kind"] for r in rows} >= {"MVAU", "Thresholding", "SlidingWindow",
                                                   "MaxPool", "LabelSelect", "Fifo",
-                                                  "WidthConverter"}
+                                                  "WidthConverter", "SumPool", "AddStreams",
+                                                  "Concat", "Duplicate"}
+    assert any(r["spec"].get("par") for r in rows)     # parallel sliding windows
 
 
 def test_lut_within_15_percent(rows):

@@ -1,6 +1,8 @@
 """HLS C simulation (g++): every layer kind against its golden layer on random data across
-PE/SIMD points (1, intermediate, fully unfolded); strict compiles (-Wall -Werror, C++14 and
-C++17); end-to-end bit-exactness on the repo's fixture models and random networks.
+PE/SIMD points (1, intermediate, fully unfolded), the stream joins and splits (AddStreams,
+Concat, Duplicate) inside small DAGs; strict compiles (-Wall -Werror, C++14 and C++17) of a
+DAG with every kind; end-to-end bit-exactness on the repo's fixture models, random
+networks, random residual / concat networks and average-pooling networks.
 
 Designs are built from layer objects directly, so the unit tests need no model files.
 Unit tests compare every layer's stream (the testbench's trace) and simulate both the fast
@@ -21,17 +23,31 @@ import pytest
 
 from bnncc.backends import hls
 from bnncc.datatypes import DataType
-from bnncc.folding import fold_simple
-from bnncc.ir import Design
-from bnncc.layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding
+from bnncc.folding import fold_simple, insert_width_converters, strip_width_converters
+from bnncc.ir import INPUT, Design
+from bnncc.layers import (MVAU, AddStreams, Concat, LabelSelect, MaxPool, SlidingWindow, SumPool,
+                          Thresholding)
 from bnncc.sim import csim
 from bnncc.testing.designs import chain_design as make_design
 from bnncc.testing.designs import fixture_index as _index
-from bnncc.testing.designs import model_inputs, rand_values
+from bnncc.testing.designs import generated_design, graph_design, model_inputs, pool_model
+from bnncc.testing.designs import rand_values
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 BIP = DataType.bipolar()
+I8 = DataType.int(8)
+
+
+def _residual_seeds(n: int = 12) -> list[int]:
+    """The first n seeds whose integer network is of family qonnx-residual (netgen picks
+    the family from the seed alone)."""
+    try:
+        from bnncc.testing.netgen import INT_FAMILIES
+    except ImportError:
+        return []
+    fam = [s for s in range(100) if INT_FAMILIES[s % len(INT_FAMILIES)] == "qonnx-residual"]
+    return fam[:n]
 
 pytestmark = pytest.mark.skipif(shutil.which(csim.CXX) is None, reason="g++ not found")
 
@@ -95,7 +111,35 @@ def test_random_network(seed, tmp_path):
     check(d, d.quantize_input(case.inputs), trace=False)
 
 
-# -- a chain of every kind, strict compiles ----------------------------------------------------
+@pytest.mark.parametrize("seed", _residual_seeds())
+def test_residual_network(seed):
+    """Random integer networks with residual adds and concats (fold_simple folding)."""
+    pytest.importorskip("bnncc.testing.netgen")
+    from bnncc.testing import netgen
+    assert netgen.random_int_network(seed).family == "qonnx-residual"
+    d, q = generated_design(seed)
+    assert {"Duplicate"} < {l.kind for l in d.layers()}
+    assert {"AddStreams", "Concat"} & {l.kind for l in d.layers()}
+    check(d, q)
+
+
+@pytest.mark.parametrize("target", [1 << 15, 8])
+@pytest.mark.parametrize("mode,rounding", [("avg", "ROUND"), ("avg", "FLOOR"),
+                                           ("global", "CEIL"), ("global", "ROUND")])
+def test_pool_network(mode, rounding, target):
+    """QONNX average / global average pooling (a SumPool) end to end; the small cycle
+    target unfolds the layers (PE > 1)."""
+    pytest.importorskip("onnx")
+    from bnncc.frontend.lower import lower
+    d = fold_simple(lower(pool_model(mode, rounding, seed=len(mode) + len(rounding)),
+                          "pool.onnx"), target_cycles=target)
+    pools = [l for l in d.layers() if l.kind == "SumPool"]
+    assert len(pools) == 1 and (pools[0].pe > 1) == (target < 100)
+    x = np.random.default_rng(5).uniform(-1, 1, (16, 3, 8, 8)).astype(np.float32)
+    check(d, d.quantize_input(x))
+
+
+# -- a DAG of every kind, strict compiles -------------------------------------------------------
 
 def every_kind_design():
     import sys
@@ -104,7 +148,7 @@ def every_kind_design():
     return mk()
 
 
-def test_every_kind_chain():
+def test_every_kind():
     d = every_kind_design()
     rng = np.random.default_rng(1)
     check_both_paths(d, _frames(rng, d.first(), 5))
@@ -249,6 +293,23 @@ def test_sliding_window(simd, idt, hw, kernel, stride, pads, pad_value):
     check(make_design(l), _frames(rng, l))
 
 
+@pytest.mark.parametrize("idt", [DataType.int(3), BIP])
+@pytest.mark.parametrize("hw,kernel,stride,pads", [
+    ((5, 6), (3, 3), (2, 2), (1, 1, 1, 1)),
+    ((6, 5), (2, 2), (1, 1), (0, 0, 0, 0)),
+    ((7, 6), (3, 2), (2, 1), (0, 1, 2, 0)),
+    ((5, 5), (1, 3), (1, 2), (0, 0, 0, 0)),
+    ((3, 4), (1, 1), (1, 1), (0, 0, 0, 0)),
+    ((3, 3), (4, 4), (1, 1), (1, 1, 1, 1)),     # window taller than the image
+])
+def test_sliding_window_parallel(idt, hw, kernel, stride, pads):
+    """The parallel form: a whole pixel in and a whole window out per word."""
+    rng = np.random.default_rng(kernel[0] * 10 + kernel[1])
+    l = _swg(idt, hw, 3, kernel, stride, pads, 3, pad_value=1 if idt.is_bipolar else -2)
+    l.parallel = True
+    check(make_design(l), _frames(rng, l))
+
+
 # -- MaxPool -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pe", [1, 2, 4])
@@ -298,3 +359,149 @@ def test_width_converter(a, b, dt):
     d = make_design(t1, t2)
     assert "WidthConverter" in {l.kind for l in d.layers()}
     check(d, _frames(rng, t1, 3))
+
+
+# -- MaxPool / SumPool: one template -------------------------------------------------------
+
+@pytest.mark.parametrize("pe", [1, 2, 4])
+@pytest.mark.parametrize("idt", [BIP, DataType.int(4)])
+def test_maxpool_global(pe, idt):
+    """A window over the whole image, stride 1 (a global max pool)."""
+    rng = np.random.default_rng(pe)
+    l = MaxPool("pool", idt, idt, (3, 5, 4), (1, 1, 4), kernel=(3, 5), stride=(1, 1), pe=pe)
+    check(make_design(l), _frames(rng, l))
+
+
+@pytest.mark.parametrize("pe", [1, 2, 4])
+@pytest.mark.parametrize("idt,hw,kernel,stride", [
+    (DataType.uint(3), (6, 6), (2, 2), (2, 2)),
+    (DataType.int(4), (5, 7), (2, 2), (2, 2)),     # the last row and column are dropped
+    (BIP, (4, 4), (4, 4), (1, 1)),                 # global, stride 1
+    (DataType.int(3), (3, 5), (3, 5), (3, 5)),     # global, stride = kernel
+    (DataType.int(4), (6, 5), (2, 5), (2, 1)),     # 2 rows per window, all columns
+])
+def test_sumpool(pe, idt, hw, kernel, stride):
+    rng = np.random.default_rng(pe * 10 + kernel[0])
+    (h, w), (kh, kw), (sh, sw) = hw, kernel, stride
+    n = kh * kw
+    l = SumPool("pool", idt, DataType.for_range(n * idt.min, n * idt.max), (h, w, 4),
+                ((h - kh) // sh + 1, (w - kw) // sw + 1, 4), kernel=kernel, stride=stride, pe=pe)
+    check(make_design(l), _frames(rng, l))
+
+
+# -- joins and splits ----------------------------------------------------------------------
+
+def _thr(rng, name, idt, odt, shape, pe, **kw):
+    """Thresholding from idt to odt, random sorted thresholds across idt's range: a layer
+    producing a stream of type odt."""
+    nt = 1 if odt.is_bipolar else 2 ** odt.bits - 1
+    t = np.sort(rng.integers(idt.min - 1, idt.max + 2, size=(shape[-1], nt)), axis=1)
+    return Thresholding(name, idt, odt, shape, shape, thresholds=t,
+                        tdt=DataType.for_range(t.min(), t.max()), pe=pe, **kw)
+
+
+def _add(name, ta, tb, shape, ka, kb, inputs, pe):
+    ends = [ka * a + kb * b for a in (ta.min, ta.max) for b in (tb.min, tb.max)]
+    return AddStreams(name, ta, DataType.for_range(min(ends), max(ends)), shape, shape,
+                      idt_b=tb, ka=ka, kb=kb, inputs=inputs, pe=pe)
+
+
+def _cat(name, parts, inputs, pe):
+    """Concat of (datatype, shape) parts along channels; output type as lowering picks it."""
+    dts = [dt for dt, _ in parts]
+    lo, hi = min(dt.min for dt in dts), max(dt.max for dt in dts)
+    odt = BIP if all(dt.is_bipolar for dt in dts) else DataType.for_range(lo, hi)
+    shape = tuple(parts[0][1])
+    chans = tuple(s[-1] for _, s in parts)
+    return Concat(name, dts[0], odt, shape, shape[:-1] + (sum(chans),), idts=tuple(dts),
+                  channels=chans, inputs=inputs, pe=pe)
+
+
+def _dup_pe(d: Design, pe: int) -> Design:
+    """Fold every Duplicate to `pe` elements per word (width converters around it)."""
+    strip_width_converters(d)
+    for l in d.layers():
+        if l.kind == "Duplicate":
+            l.pe = pe
+    return insert_width_converters(d)
+
+
+ADD_CASES = [   # types of a and b, ka, kb
+    (DataType.int(4), DataType.uint(2), 1, 1),
+    (DataType.uint(3), DataType.int(3), 2, -1),
+    (BIP, DataType.int(3), 3, 1 << 20),
+    (DataType.int(5), BIP, -1, 3),
+    (BIP, BIP, 1 << 20, -1),
+    (DataType.uint(2), DataType.int(4), 1 << 32, -(1 << 32)),
+]
+
+
+@pytest.mark.parametrize("pe", [1, 4, 8])
+@pytest.mark.parametrize("ta,tb,ka,kb", ADD_CASES)
+def test_addstreams(pe, ta, tb, ka, kb):
+    """add = ka * t0 + kb * t1(t0): a residual block whose skip path is the identity."""
+    rng = np.random.default_rng(pe + abs(ka) % 7)
+    shape = (2, 3, 8)
+    t0 = _thr(rng, "t0", I8, ta, shape, 2)
+    t1 = _thr(rng, "t1", ta, tb, shape, 4)
+    add = _add("add", ta, tb, shape, ka, kb, ["t0", "t1"], pe)
+    d = graph_design(t0, t1, add)
+    assert [l.n for l in d.layers() if l.kind == "Duplicate"] == [2]
+    check(d, _frames(rng, t0))
+
+
+@pytest.mark.parametrize("pe", [1, 4, 8])
+@pytest.mark.parametrize("ta,tb", [(BIP, DataType.int(3)), (DataType.uint(2), DataType.int(4)),
+                                   (BIP, BIP), (DataType.int(3), DataType.uint(3)),
+                                   (DataType.int(4), BIP)])
+def test_concat_two(pe, ta, tb):
+    rng = np.random.default_rng(pe + ta.bits + 3 * tb.bits)
+    shape = (2, 3, 8)
+    t0 = _thr(rng, "t0", I8, ta, shape, 2)
+    t1 = _thr(rng, "t1", ta, tb, shape, 8)
+    cat = _cat("cat", [(ta, shape), (tb, shape)], ["t0", "t1"], pe)
+    check(graph_design(t0, t1, cat), _frames(rng, t0))
+
+
+@pytest.mark.parametrize("pe", [1, 2, 4])
+@pytest.mark.parametrize("binary", [True, False])
+def test_concat_three(pe, binary):
+    """concat(t0, mvau(t0), t2(mvau)) with 8, 4 and 4 channels: all bipolar (bits copied),
+    or bipolar, UINT2 and INT3 into one integer type."""
+    rng = np.random.default_rng(pe + 10 * binary)
+    tb, tc = (BIP, BIP) if binary else (DataType.uint(2), DataType.int(3))
+    t0 = _thr(rng, "t0", I8, BIP, (2, 3, 8), 2)
+    mv = _mvau(rng, binary=binary, idt=BIP, wdt=BIP if binary else DataType.int(2), mh=4, mw=8,
+               pe=2, simd=4, pixels=(2, 3), nt=1 if binary else 3, odt=tb)
+    t2 = _thr(rng, "t2", tb, tc, (2, 3, 4), 4)
+    cat = _cat("cat", [(BIP, (2, 3, 8)), (tb, (2, 3, 4)), (tc, (2, 3, 4))],
+               ["t0", "mvau", "t2"], pe)
+    d = graph_design(t0, mv, t2, cat)
+    assert len(d.inputs_of("cat")) == 3
+    check(d, _frames(rng, t0))
+
+
+@pytest.mark.parametrize("pe", [1, 2, 8])
+@pytest.mark.parametrize("shape", ["skip", "three", "host"])
+def test_duplicate(pe, shape):
+    """Duplicates at PE 1 .. all channels: t0 read by t1 and directly by the add (an
+    identity skip); t0 read by t1, the add and a concat (three outputs); the host stream
+    read by t1 and the add (the Duplicate is the first layer)."""
+    rng = np.random.default_rng(pe)
+    i4, u3 = DataType.int(4), DataType.uint(3)
+    s = (2, 3, 8)
+    if shape == "host":
+        t1 = _thr(rng, "t1", i4, u3, s, 4)
+        layers = [t1, _add("add", i4, u3, s, 1, 2, [INPUT, "t1"], 2)]
+    else:
+        t0 = _thr(rng, "t0", I8, i4, s, 2)
+        t1 = _thr(rng, "t1", i4, u3, s, 4)
+        add = _add("add", i4, u3, s, 1, -2, ["t0", "t1"], 8)
+        layers = [t0, t1, add]
+        if shape == "three":
+            layers.append(_cat("cat", [(i4, s), (add.odt, s)], ["t0", "add"], 4))
+    d = _dup_pe(graph_design(*layers), pe)
+    dups = [l for l in d.layers() if l.kind == "Duplicate"]
+    assert [(l.n, l.pe) for l in dups] == [(3 if shape == "three" else 2, pe)]
+    assert (hls.endpoints(d)[0] is dups[0]) == (shape == "host")
+    check(d, _frames(rng, d.first()))

@@ -54,6 +54,23 @@ def test_cycles_match_verilator(entry):
     assert abs(meas - cyc) <= 0.05 * cyc, (meas, cyc)
 
 
+def test_cnv_max_fps_pynq_z2():
+    """The bench's headline design (CNV-w1a1, --max-fps on Pynq-Z2: a parallel first
+    window, one output per cycle MVAUs, 32-word FIFOs) in Verilator: exact, and the
+    measured cycles per frame within 5% of the estimate behind its frames/s."""
+    d = api.load(str(FIX / "brevitas" / "cnv_1w1a.onnx"))
+    b = get_board("pynq-z2")
+    fold_max_fps(d, b, 100.0)
+    assert d.layers()[0].parallel
+    est = estimate(d, b, 100.0)
+    from bnncc.testing.designs import rand_values
+    q = rand_values(np.random.default_rng(1), d.first().idt, (6,) + tuple(d.first().in_shape))
+    y, st = rtlsim.simulate(d, q)
+    assert np.array_equal(y, d.run_layers(q))
+    assert abs(st["cycles_per_frame"] - est["cycles_per_frame"]) <= 0.05 * est["cycles_per_frame"], \
+        (st["cycles_per_frame"], est["cycles_per_frame"])
+
+
 def test_cli_estimate_under_one_second():
     cnv = FIX / "brevitas" / "cnv_1w1a.onnx"
     code = ("import time; t=time.perf_counter(); from bnncc import api; "

@@ -17,12 +17,14 @@ import pytest
 
 from bnncc.backends import rtl
 from bnncc.datatypes import DataType
-from bnncc.layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding, WidthConverter
+from bnncc.quantizers import parse_dtype
+from bnncc.layers import (MVAU, AddStreams, Concat, LabelSelect, MaxPool, SlidingWindow, SumPool,
+                          Thresholding, WidthConverter)
 from bnncc.sim import rtlsim
 from bnncc.sim.tools import verilator_env, yosys_cmd
 from bnncc.testing.designs import chain_design as make_design
 from bnncc.testing.designs import fixture_index as _index
-from bnncc.testing.designs import model_inputs, rand_values
+from bnncc.testing.designs import generated_design, graph_design, model_inputs, pool_model, rand_values
 
 REPO = Path(__file__).resolve().parent.parent
 BIP = DataType.bipolar()
@@ -122,6 +124,45 @@ def test_random_network(seed, tmp_path):
     check_stream(d, d.quantize_input(case.inputs), seed=seed)
 
 
+def _residual_seeds(n: int) -> list[int]:
+    from bnncc.testing.netgen import random_int_network
+    return [s for s in range(60) if random_int_network(s).family == "qonnx-residual"][:n]
+
+
+@pytest.mark.parametrize("seed", _residual_seeds(int(os.environ.get("BNNCC_RTL_RESIDUAL", "10"))))
+def test_residual_network(seed):
+    """Random integer networks with residual adds and concats (Duplicate, AddStreams,
+    Concat, FIFOs sized for the skip paths): exact at backpressure 0 and 0.5, no
+    deadlock, cycles per frame as estimated."""
+    d, q = generated_design(seed)
+    assert {"Duplicate"} <= {l.kind for l in d.layers()}
+    check_stream(d, q, seed=seed)
+
+
+def test_skip_path_fifos_are_load_bearing(monkeypatch):
+    """Negative control for the FIFO sizing: with 2-word FIFOs on every stream, the skip
+    path of residual network 7 fills and the design deadlocks (the watchdog reports it);
+    test_residual_network runs the same design with sized FIFOs."""
+    from bnncc.passes import fifos
+    d, q = generated_design(7)
+    assert "AddStreams" in [l.kind for l in d.layers()]
+    sized = fifos.fifo_depths(d)
+    assert max(sized.values()) > fifos.FIFO_MIN_DEPTH
+    monkeypatch.setattr(rtl, "fifo_depths", lambda design: dict.fromkeys(sized, 2))
+    with pytest.raises(rtlsim.RtlSimError, match="deadlock"):
+        rtlsim.simulate(d, q[:4], fifo_depth=2)
+
+
+@pytest.mark.parametrize("mode", ["avg", "global"])
+def test_average_pool_network(mode):
+    from bnncc.folding import fold_simple
+    from bnncc.frontend.lower import lower
+    d = fold_simple(lower(pool_model(mode, "ROUND", 5), "pool.onnx"))
+    assert "SumPool" in [l.kind for l in d.layers()]
+    x = np.random.default_rng(0).uniform(-1, 1, (12, 3, 8, 8)).astype(np.float32)
+    check_stream(d, d.quantize_input(x))
+
+
 @pytest.mark.parametrize("entry", _index(), ids=lambda e: e["name"])
 def test_lint_fixture_top(entry, tmp_path):
     """verilator --lint-only -Wall on the generated top of every fixture model."""
@@ -204,12 +245,98 @@ def test_sliding_window(simd, geom):
     check(make_design(l), n=3)
 
 
+@pytest.mark.parametrize("geom", [((5, 6), (3, 3), (2, 2), (1, 1, 1, 1)),
+                                  ((6, 5), (2, 2), (1, 1), (0, 0, 0, 0)),
+                                  ((4, 4), (3, 3), (1, 1), (1, 1, 1, 1)),
+                                  ((7, 6), (3, 2), (2, 1), (0, 1, 2, 0)),
+                                  ((5, 5), (1, 3), (1, 2), (0, 0, 0, 0)),
+                                  ((3, 4), (1, 1), (1, 1), (0, 0, 0, 0))])
+@pytest.mark.parametrize("dt", ["int3", "bipolar"])
+def test_sliding_window_parallel(geom, dt):
+    """Parallel window: one whole window per output word at one padded input pixel per
+    cycle; exact against the golden im2col, cycles as modelled."""
+    (ih, iw), (kh, kw), (sh, sw), pads = geom
+    c = 3
+    oh = (ih + pads[0] + pads[2] - kh) // sh + 1
+    ow = (iw + pads[1] + pads[3] - kw) // sw + 1
+    idt = BIP if dt == "bipolar" else DataType.int(3)
+    l = SlidingWindow("swg", idt, idt, (ih, iw, c), (oh, ow, kh * kw * c), kernel=(kh, kw),
+                      stride=(sh, sw), pads=pads, pad_value=1 if idt.is_bipolar else -2,
+                      simd=c, parallel=True)
+    stats = check(make_design(l), n=4)
+    est = l.cycles()
+    assert abs(stats[0.0]["cycles_per_frame"] - est) <= max(0.05 * est, 2), (stats, est)
+
+
 @pytest.mark.parametrize("pe", [1, 2, 4])
 @pytest.mark.parametrize("dt", ["bipolar", "int4"])
 def test_maxpool(pe, dt):
     idt = BIP if dt == "bipolar" else DataType.int(4)
     l = MaxPool("pool", idt, idt, (5, 6, 4), (2, 3, 4), kernel=(2, 2), stride=(2, 2), pe=pe)
     check(make_design(l))
+
+
+@pytest.mark.parametrize("pe", [1, 2, 4])
+@pytest.mark.parametrize("dt,geom", [("int3", ((6, 4), (2, 2))), ("uint2", ((5, 7), (2, 3))),
+                                     ("bipolar", ((4, 4), (4, 4))), ("int4", ((3, 5), (3, 5)))])
+def test_sumpool(pe, dt, geom):
+    """Sum pooling (non-overlapping windows, floor mode, global) with wide outputs."""
+    (ih, iw), (kh, kw) = geom
+    idt = BIP if dt == "bipolar" else parse_dtype(dt.upper())
+    oh, ow = ih // kh, iw // kw
+    k = kh * kw
+    lo, hi = (-k, k) if idt.is_bipolar else (k * idt.min, k * idt.max)
+    stride = (1, 1) if (oh, ow) == (1, 1) else (kh, kw)
+    l = SumPool("pool", idt, DataType.for_range(lo, hi), (ih, iw, 4), (oh, ow, 4),
+                kernel=(kh, kw), stride=stride, pe=pe)
+    check(make_design(l))
+
+
+def _thr(name, idt, odt, c, pe, seed, inputs=None):
+    rng = np.random.default_rng(seed)
+    nt = 1 if odt.is_bipolar else odt.max - odt.min
+    t = sorted_thresholds(rng, c, nt, idt.min - 1, idt.max + 1)
+    l = Thresholding(name, idt, odt, (2, 3, c), (2, 3, c), pe=pe, thresholds=t,
+                     tdt=DataType.for_range(idt.min - 2, idt.max + 2))
+    if inputs:
+        l.inputs = inputs
+    return l
+
+
+@pytest.mark.parametrize("pe", [1, 2, 6])
+@pytest.mark.parametrize("ka,kb,bdt", [(1, 1, "INT3"), (2, -1, "UINT2"), (3, 1, "BIPOLAR"),
+                                       (1, 1 << 20, "INT2"), (-1, 3, "UINT3")])
+def test_addstreams(pe, ka, kb, bdt):
+    """x -> t0 -> t1 and x -> t2; add(t1, t2): a long and a short path from one Duplicate
+    (the identity skip of a residual block is the shortest)."""
+    bt = parse_dtype(bdt)
+    x = DataType.int(4)
+    t0 = _thr("t0", x, DataType.int(3), 6, pe, 1)
+    t1 = _thr("t1", DataType.int(3), DataType.int(3), 6, pe, 2)
+    t2 = _thr("t2", DataType.int(3), bt, 6, pe, 3, inputs=["t0"])
+    ends = [ka * a + kb * b for a in (-4, 3) for b in (bt.min, bt.max)]
+    add = AddStreams("add", DataType.int(3), DataType.for_range(min(ends), max(ends)),
+                     (2, 3, 6), (2, 3, 6), idt_b=bt, ka=ka, kb=kb, inputs=["t1", "t2"], pe=pe)
+    d = graph_design(t0, t1, t2, add)
+    assert [l.kind for l in d.layers()].count("Duplicate") == 1
+    check(d)
+
+
+@pytest.mark.parametrize("pe", [1, 2])
+@pytest.mark.parametrize("n", [2, 3])
+def test_concat(pe, n):
+    """Concat of n streams of different types (bipolar into an integer output included),
+    one of them the Duplicate's direct output."""
+    x = DataType.int(3)
+    types = [DataType.int(3), BIP, DataType.uint(2)][:n]
+    t0 = _thr("t0", x, x, 4, pe, 1)
+    branches = [_thr(f"b{k}", x, dt, 4, pe, 10 + k, inputs=["t0"]) for k, dt in enumerate(types)]
+    cat = Concat("cat", types[0], DataType.int(3), (2, 3, 4), (2, 3, 4 * n),
+                 idts=tuple(types), channels=(4,) * n, inputs=["t0"] + [b.name for b in branches[1:]],
+                 pe=pe)
+    cat.idts = (x,) + tuple(types[1:])
+    d = graph_design(t0, *branches[1:], cat)
+    check(d)
 
 
 @pytest.mark.parametrize("pe,k", [(1, 1), (2, 3), (10, 1)])
@@ -301,7 +428,17 @@ def lint_designs():
                weights=rng.integers(-3, 4, (4, 8)), wdt=DataType.int(3), binary=False,
                accdt=DataType.for_range(-64, 64), pe=2, simd=4)
     ls = LabelSelect("top", DataType.for_range(-64, 64), DataType.uint(2), (4,), (2,), k=2, pe=2)
-    return {"tfc": tfc_like(), "conv": make_design(sw, mv, mp), "int": make_design(th, mvi, ls)}
+    x = DataType.int(4)
+    t0 = _thr("t0", x, DataType.int(3), 6, 2, 1)
+    t1 = _thr("t1", DataType.int(3), BIP, 6, 2, 2)
+    add = AddStreams("add", DataType.int(3), DataType.int(5), (2, 3, 6), (2, 3, 6), idt_b=BIP,
+                     ka=3, kb=-1, inputs=["t0", "t1"], pe=2)
+    cat = Concat("cat", DataType.int(5), DataType.int(5), (2, 3, 6), (2, 3, 12),
+                 idts=(DataType.int(5), DataType.int(3)), channels=(6, 6), inputs=["add", "t0"], pe=2)
+    sp = SumPool("sp", DataType.int(5), DataType.int(7), (2, 3, 12), (1, 1, 12), kernel=(2, 3),
+                 stride=(1, 1), pe=3)
+    return {"tfc": tfc_like(), "conv": make_design(sw, mv, mp), "int": make_design(th, mvi, ls),
+            "joins": graph_design(t0, t1, add, cat, sp)}
 
 
 def _lint(paths, tmp_path) -> None:
@@ -316,7 +453,11 @@ def _lint(paths, tmp_path) -> None:
     assert not (codes - LINT_OK), r.stderr[-3000:]
 
 
-@pytest.mark.parametrize("name", ["tfc", "conv", "int"])
+def test_joins_design():
+    check(lint_designs()["joins"])
+
+
+@pytest.mark.parametrize("name", ["tfc", "conv", "int", "joins"])
 def test_lint_wall(tmp_path, name):
     d = lint_designs()[name]
     _lint(rtl.emit(d, tmp_path), tmp_path)

@@ -25,7 +25,8 @@ def check_legal(d):
             preds = list(g.predecessors(l.name))
             if preds and isinstance(d.layer(preds[0]), SlidingWindow):
                 swg = d.layer(preds[0])
-                assert swg.simd == l.simd and swg.channels % swg.simd == 0, l.name
+                want = swg.channels if swg.parallel else l.simd
+                assert swg.simd == want and swg.channels % swg.simd == 0, l.name
         elif hasattr(l, "pe") and not isinstance(l, WidthConverter):
             assert int(l.in_shape[-1]) % l.pe == 0 or l.kind == "LabelSelect", l.name
     for u, v in g.edges:           # stream widths agree on every edge
@@ -113,3 +114,20 @@ def test_refold_is_idempotent():
     a = [(l.name, getattr(l, "pe", None), getattr(l, "simd", None)) for l in d.layers()]
     fold_max_fps(d, b, 100)
     assert a == [(l.name, getattr(l, "pe", None), getattr(l, "simd", None)) for l in d.layers()]
+
+
+def test_parallel_window_lifts_the_first_layer_cap():
+    """CNV's first layer has 3 channels: channel-serial windows cap it at 9 cycles per
+    output pixel (8,100 per frame); --max-fps on Pynq-Z2 folds it as a parallel window and
+    goes past that cap. Pinning parallel off brings the cap back."""
+    b = get_board("pynq-z2")
+    d = fold_max_fps(api.load(str(CNV)), b, 100.0)
+    check_legal(d)
+    swg0 = d.layers()[0]
+    assert isinstance(swg0, SlidingWindow) and swg0.parallel
+    assert estimate(d, b, 100.0)["cycles_per_frame"] < 8100
+    pinned = fold_max_fps(api.load(str(CNV)), b, 100.0,
+                          config={"layers": {swg0.name: {"parallel": False}}})
+    check_legal(pinned)
+    assert not pinned.layers()[0].parallel
+    assert estimate(pinned, b, 100.0)["cycles_per_frame"] >= 8100

@@ -1,6 +1,10 @@
 """HLS backend without a compiler: every layer kind renders, output is deterministic,
-the project has what Vitis HLS needs, and the word packing helpers round-trip."""
+the dataflow top wires a DAG with one stream per consumer input and the FIFO depths of
+bnncc.passes.fifos, unsupported graphs and layers are refused, the project has what
+Vitis HLS needs, and the word packing helpers round-trip."""
 from __future__ import annotations
+
+import re
 
 import networkx as nx
 import numpy as np
@@ -8,21 +12,27 @@ import pytest
 
 from bnncc.backends import hls
 from bnncc.datatypes import DataType
-from bnncc.ir import Design, HostStage
-from bnncc.layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding
+from bnncc.errors import BnnccError
+from bnncc.ir import INPUT, Design, HostStage
+from bnncc.layers import (MVAU, AddStreams, Concat, LabelSelect, MaxPool, SlidingWindow, SumPool,
+                          Thresholding)
+from bnncc.passes.fifos import fifo_depths
 from bnncc.sim import csim
-from bnncc.testing.designs import chain_design as make_design
+from bnncc.testing.designs import graph_design
 
 BIP = DataType.bipolar()
 
 
 def every_kind_design() -> Design:
-    """SWG -> MVAU (multiply) -> MaxPool -> Thresholding -> SWG(1x1) -> MVAU (binary)
-    -> LabelSelect, with width converters between them: every layer kind at least once."""
+    """SWG (parallel form) -> MVAU (multiply) -> MaxPool -> Thresholding (bipolar), which
+    feeds (through a Duplicate) SWG(1x1) -> MVAU (binary), the AddStreams 2 * mvau - thr,
+    and the Concat of that sum with thr; then a global SumPool -> LabelSelect, with width
+    converters between them: every layer kind and template at least once, and a skip
+    connection into each join."""
     rng = np.random.default_rng(0)
-    i4, u2 = DataType.int(4), DataType.uint(2)
+    i4 = DataType.int(4)
     swg = SlidingWindow("swg", i4, i4, (6, 6, 2), (4, 4, 18), kernel=(3, 3), stride=(1, 1),
-                        pads=(0, 0, 0, 0), pad_value=0, simd=2)
+                        pads=(0, 0, 0, 0), pad_value=0, simd=2, parallel=True)
     w = rng.choice([-1, 1], size=(8, 18))
     acc = DataType.for_range(-8 * 18, 8 * 18)
     mv = MVAU("mv0", i4, acc, (4, 4, 18), (4, 4, 8), weights=w, wdt=BIP, binary=False,
@@ -33,19 +43,29 @@ def every_kind_design() -> Design:
                       negate=rng.random(8) < 0.5, pe=8)
     swg2 = SlidingWindow("swg2", BIP, BIP, (2, 2, 8), (2, 2, 8), kernel=(1, 1), stride=(1, 1),
                          pads=(0, 0, 0, 0), pad_value=1, simd=8)
-    w2 = rng.choice([-1, 1], size=(5, 8))
-    acc2 = DataType.for_range(0, 32)
-    mv2 = MVAU("mv1", BIP, acc2, (2, 2, 8), (2, 2, 5), weights=w2, wdt=BIP, binary=True,
-               accdt=acc2, pe=5, simd=8)
-    ls = LabelSelect("top", acc2, DataType.for_range(0, 4), (2, 2, 5), (2, 2, 2), k=2, pe=1)
-    del u2
-    return make_design(swg, mv, pool, th, swg2, mv2, ls)
+    acc2 = DataType.for_range(0, 8)
+    mv2 = MVAU("mv1", BIP, acc2, (2, 2, 8), (2, 2, 8), weights=rng.choice([-1, 1], size=(8, 8)),
+               wdt=BIP, binary=True, accdt=acc2, pe=4, simd=8)
+    s = DataType.for_range(-1, 17)                             # 2 * [0, 8] - [-1, 1]
+    add = AddStreams("add", acc2, s, (2, 2, 8), (2, 2, 8), idt_b=BIP, ka=2, kb=-1,
+                     inputs=["mv1", "thr"], pe=4)
+    cat = Concat("cat", s, s, (2, 2, 8), (2, 2, 16), idts=(s, BIP), channels=(8, 8),
+                 inputs=["add", "thr"], pe=2)
+    sp = SumPool("gap", s, DataType.for_range(-4, 68), (2, 2, 16), (1, 1, 16), kernel=(2, 2),
+                 stride=(1, 1), pe=4)
+    ls = LabelSelect("top", sp.odt, DataType.for_range(0, 15), (1, 1, 16), (1, 1, 2), k=2,
+                     pe=2)
+    return graph_design(swg, mv, pool, th, swg2, mv2, add, cat, sp, ls)
 
 
 def test_every_kind_renders():
     d = every_kind_design()
     kinds = {l.kind for l in d.layers()}
     assert kinds == set(hls.TEMPLATE_OF), kinds
+    assert len(d.inputs_of("cat")) == 2 and len(d.inputs_of("add")) == 2
+    used = {c.get("template") or hls.TEMPLATE_OF[c["kind"]] for c in hls.layer_contexts(d)}
+    on_disk = {p.name for p in hls.templates_dir().glob("*.hpp.j2")} - {"top.hpp.j2"}
+    assert used == on_disk, on_disk ^ used
     files = hls.render(d)
     for name in ("top.cpp", "top.hpp", "tb.cpp", "run_hls.tcl", "Makefile", "bnncc_common.h",
                  "bnncc_stream.h", "tb_input.bin"):
@@ -88,6 +108,141 @@ def test_emit_is_deterministic(tmp_path):
 def test_templates_dir_is_the_checkout():
     d = hls.templates_dir()
     assert (d / "mvau.hpp.j2").is_file() and (d / "bnncc_stream.h").is_file()
+
+
+def _calls(top_cpp: str) -> dict[str, list[str]]:
+    """Function name -> the stream arguments of its call in bnncc_top."""
+    body = top_cpp.split("#pragma HLS DATAFLOW", 1)[1]
+    return {m.group(1): m.group(2).split(", ")
+            for m in re.finditer(r"^  (\w+)\(([^()]*)\);$", body, re.M)}
+
+
+def test_dag_streams_and_depths():
+    """Every stream has one writer and one reader, input i of layer v reads a stream its
+    producer writes, and that stream has the depth bnncc.passes.fifos gives (v, i)."""
+    d = every_kind_design()
+    top = hls.render(d)["top.cpp"].decode()
+    depth = {m.group(1): int(m.group(2))
+             for m in re.finditer(r"#pragma HLS STREAM variable=(\w+) depth=(\d+)", top)}
+    calls = _calls(top)
+    uses = [s for args in calls.values() for s in args if s.startswith("s_")]
+    assert sorted(uses) == sorted(2 * list(depth)), "each stream: one writer, one reader"
+    assert calls["bnncc_axis_in"] == ["in", "s_in"] and depth["s_in"] == 2
+    want = fifo_depths(d)
+    assert len(want) == len(depth) - 2          # plus s_in and the output to bnncc_axis_out
+    names = hls.layer_names(d)
+    for (v, i), n in want.items():
+        assert depth[calls[names[v]][i]] == n, (v, i)
+    for v in names:
+        n_in = len(d.inputs_of(v))
+        for i, p in enumerate(d.inputs_of(v)):
+            written = ["s_in"] if p == INPUT else calls[names[p]][len(d.inputs_of(p)):]
+            assert calls[names[v]][i] in written, (v, i)
+        assert len(calls[names[v]]) == n_in + getattr(d.layer(v), "n", 1)
+    assert max(want.values()) > 2               # the skip paths need deeper FIFOs
+
+
+def test_duplicate_outputs_follow_readers():
+    """Output k of a Duplicate is the stream of design.readers(dup)[k]; ports are the
+    inputs in inputs_of order, then the outputs."""
+    d = every_kind_design()
+    calls = _calls(hls.render(d)["top.cpp"].decode())
+    names = hls.layer_names(d)
+    dups = [l for l in d.layers() if l.kind == "Duplicate"]
+    assert [l.n for l in dups] == [3]
+    dup = names[dups[0].name]
+    outs = calls[dup][1:]
+    assert outs == [f"s_{dup}_{k}" for k in range(3)]
+    for k, (v, i) in enumerate(d.readers(dups[0].name)):
+        assert calls[names[v]][i] == outs[k]
+
+
+def test_render_is_deterministic_for_a_dag():
+    d = every_kind_design()
+    assert hls.render(d) == hls.render(d)
+    e = every_kind_design()                    # an equal design built again
+    assert hls.render(e) == hls.render(d)
+
+
+def _two_readers_design(dup: bool) -> Design:
+    """t reads the input; add reads the input and t: a fan-out of the host stream."""
+    t = Thresholding("t", DataType.int(4), DataType.int(4), (8,), (8,),
+                     thresholds=np.arange(-7, 8)[None].repeat(8, 0), tdt=DataType.int(4), pe=2)
+    add = AddStreams("add", DataType.int(4), DataType.int(6), (8,), (8,), idt_b=DataType.int(4),
+                     ka=1, kb=1, inputs=[INPUT, "t"], pe=2)
+    if dup:
+        return graph_design(t, add)
+    g = nx.DiGraph()
+    g.add_node("t", layer=t)
+    g.add_node("add", layer=add)
+    g.add_edge("t", "add")
+    stage = HostStage(shape=(1,), gather=np.zeros(1, int), chain=[])
+    return Design("u", g, "x", (1, 8), "y", (1, 8), stage, stage)
+
+
+def test_fan_out_needs_a_duplicate():
+    with pytest.raises(BnnccError, match="host input stream must feed exactly one layer"):
+        hls.render(_two_readers_design(dup=False))
+    d = _two_readers_design(dup=True)
+    first, last = hls.endpoints(d)
+    assert first.kind == "Duplicate" and last.name == "add"
+    assert "void dup_input(hls::stream<ap_uint<4> > &in, hls::stream<ap_uint<4> > &out0, " \
+        "hls::stream<ap_uint<4> > &out1);" in hls.render(d)["top.hpp"].decode()
+
+
+def test_layer_read_twice_without_duplicate_is_refused():
+    i4 = DataType.int(4)
+    t = Thresholding("t", i4, i4, (8,), (8,), thresholds=np.arange(-7, 8)[None].repeat(8, 0),
+                     tdt=i4, pe=2)
+    u = Thresholding("u", i4, i4, (8,), (8,), thresholds=np.arange(-7, 8)[None].repeat(8, 0),
+                     tdt=i4, pe=2)
+    add = AddStreams("add", i4, DataType.int(6), (8,), (8,), idt_b=i4, ka=1, kb=1,
+                     inputs=["t", "u"], pe=2)
+    g = nx.DiGraph()
+    for l in (t, u, add):
+        g.add_node(l.name, layer=l)
+    g.add_edges_from([("t", "u"), ("t", "add"), ("u", "add")])
+    stage = HostStage(shape=(1,), gather=np.zeros(1, int), chain=[])
+    with pytest.raises(BnnccError, match="t feeds 2 inputs"):
+        hls.render(Design("u", g, "x", (1, 8), "y", (1, 8), stage, stage))
+
+
+@pytest.mark.parametrize("cls", [MaxPool, SumPool])
+@pytest.mark.parametrize("hw,kernel,stride,ok", [
+    ((6, 6), (2, 2), (2, 2), True),
+    ((6, 6), (6, 6), (1, 1), True),            # global: one window, whatever the stride
+    ((6, 5), (2, 5), (2, 3), True),            # rows 2/2, one window across the columns
+    ((7, 7), (3, 3), (2, 2), False),           # overlapping windows
+    ((6, 6), (2, 2), (3, 3), False),           # gaps between windows
+])
+def test_pool_windows(cls, hw, kernel, stride, ok):
+    (h, w), (kh, kw), (sh, sw) = hw, kernel, stride
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    idt = DataType.int(3)
+    odt = DataType.for_range(-4 * kh * kw, 3 * kh * kw) if cls is SumPool else idt
+    l = cls("p", idt, odt, (h, w, 4), (oh, ow, 4), kernel=kernel, stride=stride, pe=2)
+    if ok:
+        src = hls.render(graph_design(l))["p.hpp"].decode()
+        assert f"const unsigned KH = {kh}, KW = {kw};" in src
+        assert ("s += " in src) == (cls is SumPool)
+    else:
+        with pytest.raises(BnnccError, match="p: the HLS pool supports non-overlapping"):
+            hls.render(graph_design(l))
+
+
+def test_narrow_join_outputs_are_refused():
+    """A sum or concat whose output type cannot hold its values would wrap in hardware."""
+    i4 = DataType.int(4)
+    t = Thresholding("t", i4, i4, (8,), (8,), thresholds=np.arange(-7, 8)[None].repeat(8, 0),
+                     tdt=i4, pe=2)
+    add = AddStreams("add", i4, DataType.int(5), (8,), (8,), idt_b=i4, ka=2, kb=1,
+                     inputs=["t", INPUT], pe=2)
+    with pytest.raises(BnnccError, match="add: output type INT5 cannot hold"):
+        hls.render(graph_design(t, add))
+    cat = Concat("cat", i4, BIP, (8,), (16,), idts=(i4, i4), channels=(8, 8),
+                 inputs=["t", INPUT], pe=2)
+    with pytest.raises(BnnccError, match="cat: a bipolar output needs bipolar inputs"):
+        hls.render(graph_design(t, cat))
 
 
 def test_unfolded_edges_are_refused():

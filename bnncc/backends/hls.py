@@ -10,8 +10,12 @@
   Makefile         g++ C simulation build
   run_hls.tcl      Vitis HLS: csim, csynth, export as IP
 
-Every layer kind has one template, templates/hls/<kind>.hpp.j2; this module only computes
-the numbers the templates need. Output is deterministic (no times, no absolute paths).
+Every layer kind has one template, templates/hls/<kind>.hpp.j2 (MaxPool and SumPool share
+pool.hpp.j2, a parallel sliding window has swg_parallel.hpp.j2); this module only computes
+the numbers the templates need. The design may be a DAG: every consumer input gets its own
+hls::stream, a layer read by several consumers must be a Duplicate
+(bnncc.passes.streams.insert_duplicates), and the stream depths come
+from bnncc.passes.fifos. Output is deterministic (no times, no absolute paths).
 """
 from __future__ import annotations
 
@@ -19,27 +23,33 @@ import functools
 import re
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 
 from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
 from ..folding import in_elems, out_elems
-from ..layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding, WidthConverter
+from ..ir import INPUT
+from ..layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
+                      SumPool, Thresholding, WidthConverter)
 from ..layers.thresholding import out_levels
+from ..passes.fifos import fifo_depths
 from ..streams import encode
 
 CXXFLAGS = "-O2 -std=c++14 -Wall -Wno-unknown-pragmas"
-FIFO_DEPTH = 2
+FIFO_DEPTH = 2     # the streams no layer reads: host input and output (AXI adapters)
 
 TEMPLATE_OF = {
     "MVAU": "mvau.hpp.j2",
     "Thresholding": "thresholding.hpp.j2",
     "SlidingWindow": "swg.hpp.j2",
-    "MaxPool": "maxpool.hpp.j2",
+    "MaxPool": "pool.hpp.j2",
+    "SumPool": "pool.hpp.j2",
     "LabelSelect": "labelselect.hpp.j2",
     "WidthConverter": "dwc.hpp.j2",
+    "Duplicate": "duplicate.hpp.j2",
+    "AddStreams": "addstreams.hpp.j2",
+    "Concat": "concat.hpp.j2",
 }
 STATIC_FILES = ("bnncc_stream.h",)
 
@@ -47,7 +57,10 @@ _CXX_WORDS = {"and", "or", "not", "xor", "int", "char", "void", "main", "out", "
               "class", "struct", "union", "for", "while", "if", "else", "do", "return", "new",
               "delete", "default", "case", "switch", "const", "static", "auto", "register",
               "signed", "unsigned", "long", "short", "float", "double", "bool", "true", "false",
-              "top", "tb"}
+              "top", "tb", "std", "hls", "ap_int", "ap_uint",
+              # names in tb.cpp's main() and its helpers
+              "frames", "outdir", "trace", "fin", "fout", "argc", "argv", "f", "i", "w",
+              "open_or_die", "read_word", "write_word", "expect_drained", "write_trace"}
 
 
 def templates_dir() -> Path:
@@ -157,6 +170,13 @@ def c_name(name: str) -> str:
 
 def _base(layer, name: str) -> dict:
     ie, oe = in_elems(layer), out_elems(layer)
+    dts = layer.in_dtypes
+    n_out = layer.n if isinstance(layer, Duplicate) else 1
+    # Function parameters: the input streams in design.inputs_of order, then the outputs.
+    ins = [{"arg": "in" if len(dts) == 1 else f"in{i}", "bits": ie * dt.bits, "dt": dt}
+           for i, dt in enumerate(dts)]
+    outs = [{"arg": f"out{k}" if isinstance(layer, Duplicate) else "out",
+             "bits": oe * layer.odt.bits} for k in range(n_out)]
     return {
         "name": name, "kind": layer.kind, "idt": layer.idt, "odt": layer.odt,
         "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape),
@@ -164,7 +184,7 @@ def _base(layer, name: str) -> dict:
         "in_bits": ie * layer.idt.bits, "out_bits": oe * layer.odt.bits,
         "in_words": int(np.prod(layer.in_shape)) // ie,
         "out_words": int(np.prod(layer.out_shape)) // oe,
-        "cycles": layer.cycles(),
+        "cycles": layer.cycles(), "ins": ins, "outs": outs, "ports": ins + outs,
     }
 
 
@@ -226,6 +246,14 @@ def _ctx_swg(l: SlidingWindow, c: dict) -> dict:
     ih, iw, ch = l.in_shape
     oh, ow = l.out_shape[0], l.out_shape[1]
     (kh, kw), (sh, sw) = l.kernel, l.stride
+    if l.parallel:            # a whole pixel in, a whole window out, per cycle
+        hp, wp = l.padded()
+        pw = ch * l.idt.bits
+        c.update(template="swg_parallel.hpp.j2", ih=ih, iw=iw, channels=ch, kh=kh, kw=kw,
+                 sh=sh, sw=sw, pads=list(l.pads), pad_value=l.pad_value, oh=oh, ow=ow, hp=hp,
+                 wp=wp, lb_bits=max(1, (kh - 1) * pw), col_bits=kh * pw,
+                 pad_word=word_literals(np.full((ch,), l.pad_value), l.idt).item())
+        return c
     if ch % l.simd:
         raise BnnccError(f"{l.name}: SIMD={l.simd} must divide the {ch} channels")
     pad_word = word_literals(np.full((l.simd,), l.pad_value), l.idt).item()
@@ -235,17 +263,88 @@ def _ctx_swg(l: SlidingWindow, c: dict) -> dict:
     return c
 
 
-def _ctx_maxpool(l: MaxPool, c: dict) -> dict:
+def _full_range(dt: DataType) -> tuple[int, int]:
+    """Every value dt's bits can store (bipolar: -1 and +1)."""
+    if dt.is_bipolar:
+        return -1, 1
+    if dt.signed:
+        return -(1 << (dt.bits - 1)), (1 << (dt.bits - 1)) - 1
+    return 0, (1 << dt.bits) - 1
+
+
+def _holds(dt: DataType, lo: int, hi: int) -> bool:
+    """Whether dt's bits store every integer in [lo, hi] (the hardware wraps otherwise)."""
+    flo, fhi = _full_range(dt)
+    return flo <= lo and hi <= fhi and not (dt.is_bipolar and (lo, hi) != (-1, 1))
+
+
+def _ctx_pool(l: MaxPool, c: dict) -> dict:
+    """MaxPool and SumPool: one template, non-overlapping windows (or one window across an
+    axis, a global pool, whatever its stride)."""
     ih, iw, ch = l.in_shape
     oh, ow = l.out_shape[0], l.out_shape[1]
     (kh, kw), (sh, sw) = l.kernel, l.stride
-    if (kh, kw) != (sh, sw):
-        raise BnnccError(f"{l.name}: the HLS max pool supports kernel == stride only "
-                         f"(kernel {[kh, kw]}, stride {[sh, sw]})")
+    for axis, i, o, k, st in (("rows", ih, oh, kh, sh), ("columns", iw, ow, kw, sw)):
+        if k > i or o != (i - k) // st + 1:
+            raise BnnccError(f"{l.name}: {o} output {axis} do not follow from {i} input {axis}, "
+                             f"kernel {k} and stride {st}")
+        if o != 1 and k != st:
+            raise BnnccError(f"{l.name}: the HLS pool supports non-overlapping windows only: "
+                             f"kernel == stride, or one window across the {axis} "
+                             f"(kernel {[kh, kw]}, stride {[sh, sw]})")
     if ch % l.pe:
         raise BnnccError(f"{l.name}: PE={l.pe} must divide the {ch} channels")
-    c.update(ih=ih, iw=iw, channels=ch, pe=l.pe, cf=ch // l.pe, kh=kh, kw=kw, oh=oh, ow=ow,
-             word_bits=l.pe * l.idt.bits)
+    if isinstance(l, SumPool):
+        n = kh * kw
+        if l.odt.is_bipolar or not _holds(l.odt, n * l.idt.min, n * l.idt.max):
+            raise BnnccError(f"{l.name}: output type {l.odt} cannot hold a sum of {n} "
+                             f"values of {l.idt}")
+    elif (l.odt.bits, l.odt.kind) != (l.idt.bits, l.idt.kind):
+        raise BnnccError(f"{l.name}: a max pool outputs its input type ({l.idt}), not {l.odt}")
+    c.update(op="sum" if isinstance(l, SumPool) else "max", ih=ih, iw=iw, channels=ch,
+             pe=l.pe, cf=ch // l.pe, kh=kh, kw=kw, sh=sh, sw=sw, oh=oh, ow=ow)
+    return c
+
+
+def _ctx_duplicate(l: Duplicate, c: dict) -> dict:
+    if l.odt.bits != l.idt.bits:
+        raise BnnccError(f"{l.name}: a duplicate outputs its input type ({l.idt}), not {l.odt}")
+    return c
+
+
+def _ctx_addstreams(l: AddStreams, c: dict) -> dict:
+    ch = int(l.in_shape[-1])
+    if ch % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {ch} channels")
+    ka, kb, ta, tb = int(l.ka), int(l.kb), l.idt, l.idt_b
+    prods = [ka * ta.min, ka * ta.max, kb * tb.min, kb * tb.max, ka, kb]
+    ends = [ka * a + kb * b for a in (ta.min, ta.max) for b in (tb.min, tb.max)]
+    if l.odt.is_bipolar or not _holds(l.odt, min(ends), max(ends)):
+        raise BnnccError(f"{l.name}: output type {l.odt} cannot hold {ka} * {ta} + {kb} * {tb} "
+                         f"(from {min(ends)} to {max(ends)})")
+    if max(abs(ka), abs(kb)) >= 1 << 62:
+        raise BnnccError(f"{l.name}: factors {ka} and {kb} do not fit a 64-bit literal")
+    sum_bits = signed_bits(min(prods + ends), max(prods + ends))
+    c.update(pe=l.pe, words=int(np.prod(l.in_shape)) // l.pe, ka=ka, kb=kb,
+             idt_b=tb, sum_bits=sum_bits, lo=min(ends), hi=max(ends))
+    return c
+
+
+def _ctx_concat(l: Concat, c: dict) -> dict:
+    pe, odt = l.pe, l.odt
+    parts = []
+    for i, (ch, dt, port) in enumerate(zip(l.channels, l.in_dtypes, c["ins"])):
+        if ch % pe:
+            raise BnnccError(f"{l.name}: PE={pe} must divide the {ch} channels of input {i}")
+        if odt.is_bipolar and not dt.is_bipolar:
+            raise BnnccError(f"{l.name}: a bipolar output needs bipolar inputs (input {i} is {dt})")
+        if not _holds(odt, dt.min, dt.max):
+            raise BnnccError(f"{l.name}: output type {odt} cannot hold input {i} ({dt})")
+        # equal widths and both bipolar or both not: the bits of every value are the same
+        verbatim = dt.bits == odt.bits and dt.is_bipolar == odt.is_bipolar
+        parts.append(dict(port, channels=int(ch), words=int(ch) // pe, verbatim=verbatim))
+    c.update(pe=pe, parts=parts, pixels=int(np.prod(l.in_shape[:-1])),
+             words=sum(p["words"] for p in parts), convert=not all(p["verbatim"] for p in parts))
     return c
 
 
@@ -272,41 +371,103 @@ def _ctx_dwc(l: WidthConverter, c: dict) -> dict:
 
 CONTEXT_OF = {
     "MVAU": _ctx_mvau, "Thresholding": _ctx_thresholding, "SlidingWindow": _ctx_swg,
-    "MaxPool": _ctx_maxpool, "LabelSelect": _ctx_labelselect, "WidthConverter": _ctx_dwc,
+    "MaxPool": _ctx_pool, "SumPool": _ctx_pool, "LabelSelect": _ctx_labelselect,
+    "WidthConverter": _ctx_dwc, "Duplicate": _ctx_duplicate, "AddStreams": _ctx_addstreams,
+    "Concat": _ctx_concat,
 }
 
 
-def chain(design) -> list:
-    """The layers in stream order; the HLS backend handles straight pipelines."""
-    g = design.graph
-    order = list(nx.topological_sort(g))
-    if not order:
+# -- the dataflow graph --------------------------------------------------------------------
+
+def layer_names(design) -> dict[str, str]:
+    """Layer name -> its C++ function (and file) name, unique, in topological order."""
+    names: dict[str, str] = {}
+    for l in design.layers():
+        name = c_name(l.name)
+        while name in names.values():
+            name += "_"
+        names[l.name] = name
+    return names
+
+
+def endpoints(design) -> tuple:
+    """(first, last): the one layer reading the host input stream, the one nobody reads."""
+    layers = design.layers()
+    if not layers:
         raise BnnccError("the design has no hardware layers")
-    for a, b in zip(order, order[1:]):
-        if list(g.successors(a)) != [b] or g.in_degree(b) != 1:
-            raise BnnccError("the HLS backend supports a straight chain of layers only "
-                             f"(the graph branches at {a})")
-    layers = [g.nodes[n]["layer"] for n in order]
-    for a, b in zip(layers, layers[1:]):
-        if out_elems(a) != in_elems(b):
-            raise BnnccError(f"{a.name} writes words of {out_elems(a)} elements but {b.name} "
-                             f"reads words of {in_elems(b)}: run bnncc.folding.fold_simple or "
-                             "insert_width_converters first")
-        if a.odt.bits != b.idt.bits:
-            raise BnnccError(f"{a.name} outputs {a.odt} but {b.name} reads {b.idt}")
-    return layers
+    readers = {l.name: [] for l in layers}
+    host = []
+    for l in layers:
+        for p in design.inputs_of(l.name):
+            (host if p == INPUT else readers[p]).append(l)
+    if len(host) != 1 or design.inputs_of(host[0].name) != [INPUT]:
+        raise BnnccError("the host input stream must feed exactly one layer, once "
+                         f"(it feeds {sorted(l.name for l in host)}): run "
+                         "bnncc.passes.streams.insert_duplicates first")
+    sinks = [l for l in layers if not readers[l.name]]
+    if len(sinks) != 1:
+        raise BnnccError(f"the design must have exactly one output layer (it has "
+                         f"{sorted(l.name for l in sinks)})")
+    return host[0], sinks[0]
+
+
+def dataflow(design) -> tuple[list[dict], list[dict]]:
+    """Layer contexts in topological order, and the streams of the dataflow top.
+
+    Every (consumer, input index) edge is one hls::stream, named s_<producer> when the
+    producer has one reader and s_<dup>_<k> for output k of a Duplicate; s_in carries the
+    host input to the first layer and s_<last> the last layer's output to the host. Each
+    stream is {"name" (without s_), "bits", "depth"}; each port of a context gets the
+    "stream" it is wired to."""
+    first, last = endpoints(design)
+    names = layer_names(design)
+    depths = fifo_depths(design)
+    ctxs = {l.name: CONTEXT_OF[l.kind](l, _base(l, names[l.name])) for l in design.layers()}
+    first_in = ctxs[first.name]["ins"][0]
+    streams = [{"name": "in", "bits": first_in["bits"], "depth": FIFO_DEPTH}]
+    first_in["stream"] = "in"
+    taken = {"in"} | set(names.values())      # layer names are the single-reader streams
+    for l in design.layers():
+        c = ctxs[l.name]
+        readers = design.readers(l.name)
+        if isinstance(l, Duplicate):
+            if len(readers) != l.n:
+                raise BnnccError(f"{l.name}: a duplicate of {l.n} outputs has "
+                                 f"{len(readers)} readers")
+            sfx = []
+            for k in range(l.n):
+                s = f"{c['name']}_{k}"
+                while s in taken:                  # a layer may be called <dup>_<k>
+                    s += "_"
+                taken.add(s)
+                sfx.append(s)
+        elif len(readers) > 1:
+            raise BnnccError(f"{l.name} feeds {len(readers)} inputs: a stream has one reader, "
+                             "run bnncc.passes.streams.insert_duplicates first")
+        else:
+            sfx = [c["name"]]
+        for out, s in zip(c["outs"], sfx):
+            out["stream"] = s
+        if not readers:
+            streams.append({"name": sfx[0], "bits": c["out_bits"], "depth": FIFO_DEPTH})
+        for k, (v, i) in enumerate(readers):
+            b = design.layer(v)
+            if out_elems(l) != in_elems(b):
+                raise BnnccError(f"{l.name} writes words of {out_elems(l)} elements but "
+                                 f"{b.name} reads words of {in_elems(b)}: run "
+                                 "bnncc.folding.fold_simple or insert_width_converters first")
+            if l.odt.bits != b.in_dtypes[i].bits:
+                raise BnnccError(f"{l.name} outputs {l.odt} but {b.name} reads "
+                                 f"{b.in_dtypes[i]}" + (f" (input {i})" if len(b.in_dtypes) > 1 else ""))
+            streams.append({"name": sfx[k], "bits": c["outs"][k]["bits"],
+                            "depth": depths[(v, i)]})
+            ctxs[v]["ins"][i]["stream"] = sfx[k]
+    return list(ctxs.values()), streams
 
 
 def layer_contexts(design) -> list[dict]:
-    layers = chain(design)
-    names, ctxs = set(), []
-    for l in layers:
-        name = c_name(l.name)
-        while name in names:
-            name += "_"
-        names.add(name)
-        ctxs.append(CONTEXT_OF[l.kind](l, _base(l, name)))
-    return ctxs
+    """The template parameters of every layer, in topological order."""
+    return dataflow(design)[0]
 
 
 def _bytes(bits: int) -> int:
@@ -319,26 +480,31 @@ def render(design, part: str = "xc7z020clg400-1", clock_mhz: float = 100.0,
            cxxflags: str = CXXFLAGS) -> dict[str, bytes]:
     """File name -> contents of the HLS project (nothing written)."""
     env = _env()
-    ctxs = layer_contexts(design)
-    first, last = chain(design)[0], chain(design)[-1]
+    ctxs, streams = dataflow(design)
+    first, last = endpoints(design)
+    ctx_of = dict(zip((l.name for l in design.layers()), ctxs))
+    c_first, c_last = ctx_of[first.name], ctx_of[last.name]
     design_name = Path(str(design.source)).stem or "bnncc"
-    max_w = max(max(c["in_bits"], c["out_bits"], c.get("wword_bits", 0), c.get("buf_bits", 0))
+    max_w = max(max([p["bits"] for p in c["ports"]]
+                    + [c.get("wword_bits", 0), c.get("buf_bits", 0), c.get("sum_bits", 0)])
                 for c in ctxs)
-    max_w = max(max_w, 8 * _bytes(ctxs[0]["in_bits"]), 8 * _bytes(ctxs[-1]["out_bits"]))
+    max_w = max(max_w, 8 * _bytes(c_first["in_bits"]), 8 * _bytes(c_last["out_bits"]))
     top = {
-        "design_name": design_name, "layers": ctxs, "fifo_depth": FIFO_DEPTH,
-        "in_words": ctxs[0]["in_words"], "in_elems": ctxs[0]["in_elems"], "in_dt": first.idt,
-        "out_words": ctxs[-1]["out_words"], "out_elems": ctxs[-1]["out_elems"],
+        "design_name": design_name, "layers": ctxs, "streams": streams,
+        "first": c_first, "last": c_last,
+        "in_words": c_first["in_words"], "in_elems": c_first["in_elems"], "in_dt": first.idt,
+        "out_words": c_last["out_words"], "out_elems": c_last["out_elems"],
         "out_dt": last.odt,
-        "in_axi_bits": 8 * _bytes(ctxs[0]["in_bits"]),
-        "out_axi_bits": 8 * _bytes(ctxs[-1]["out_bits"]),
+        "in_axi_bits": 8 * _bytes(c_first["in_bits"]),
+        "out_axi_bits": 8 * _bytes(c_last["out_bits"]),
         "max_word_bits": max_w, "ap_int_max_w": max(1024, -(-max_w // 1024) * 1024),
         "part": part, "clock_mhz": f"{clock_mhz:g}", "period_ns": f"{1000.0 / clock_mhz:.3f}",
         "project": f"{c_name(design_name)}_hls", "cxxflags": cxxflags,
     }
     files: dict[str, bytes] = {}
     for c in ctxs:
-        files[c["name"] + ".hpp"] = env.get_template(TEMPLATE_OF[c["kind"]]).render(**c).encode()
+        tpl = c.get("template") or TEMPLATE_OF[c["kind"]]
+        files[c["name"] + ".hpp"] = env.get_template(tpl).render(**c).encode()
     for out, tpl in (("bnncc_common.h", "bnncc_common.h.j2"), ("top.hpp", "top.hpp.j2"),
                      ("top.cpp", "top.cpp.j2"), ("tb.cpp", "tb.cpp.j2"),
                      ("Makefile", "Makefile.j2"), ("run_hls.tcl", "run_hls.tcl.j2")):

@@ -22,11 +22,15 @@ from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
 from ..folding import in_elems, out_elems
-from ..layers import MVAU, LabelSelect, MaxPool, SlidingWindow, Thresholding, WidthConverter
+from ..ir import INPUT
+from ..layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
+                      SumPool, Thresholding, WidthConverter)
+from ..layers.streams import naf
+from ..passes.fifos import FIFO_MIN_DEPTH, fifo_depths
 from ..streams import encode
 
 TOP = "bnncc_top"
-FIFO_DEPTH = 2
+FIFO_DEPTH = FIFO_MIN_DEPTH
 
 
 def templates_dir() -> Path:
@@ -159,7 +163,25 @@ def _thresholding(l: Thresholding, mod: str, files: dict) -> dict:
                 tmem=f"{mod}_t.mem", nmem=f"{mod}_n.mem")
 
 
+def _swg_parallel(l: SlidingWindow, mod: str) -> dict:
+    ih, iw, c = l.in_shape
+    (kh, kw), (sh, sw) = l.kernel, l.stride
+    pt, pl, pb, pr = l.pads
+    hp, wp = ih + pt + pb, iw + pl + pr
+    eb, pw = l.idt.bits, c * l.idt.bits
+    pad_code = int(encode(np.array([l.pad_value]), l.idt)[0])
+    lbw = (kh - 1) * pw
+    return dict(template="swg_parallel", name=l.name, module=mod, ih=ih, iw_px=iw, c=c,
+                oh=l.out_shape[0], ow_px=l.out_shape[1], kh=kh, kw=kw, sh=sh, sw=sw,
+                pads=list(l.pads), hp=hp, wp=wp, pw=pw, ow=kh * kw * pw, lbw=lbw,
+                padword=hexword([pad_code] * c, eb), xw=ubits(wp), yw=ubits(hp),
+                sxw=ubits(sw - 1), syw=ubits(sh - 1),
+                ram_style=l.buffer_shape()[2] if lbw else "distributed")
+
+
 def _swg(l: SlidingWindow, mod: str, files: dict) -> dict:
+    if l.parallel:
+        return _swg_parallel(l, mod)
     ih, iw, c = l.in_shape
     oh, ow = l.out_shape[0], l.out_shape[1]
     (kh, kw), (sh, sw) = l.kernel, l.stride
@@ -179,21 +201,78 @@ def _swg(l: SlidingWindow, mod: str, files: dict) -> dict:
                 ram_style="block" if nr * roww * l.simd * eb >= 16384 else "distributed")
 
 
-def _maxpool(l: MaxPool, mod: str, files: dict) -> dict:
+def ext(slice_: str, dt: DataType, to: int) -> str:
+    """Verilog expression of one element (`slice_`, dt.bits wide) as a `to`-bit two's
+    complement value: bipolar bits become +1 / -1, signed values are sign-extended."""
+    b = dt.bits
+    if dt.is_bipolar:
+        return f"({slice_} ? {to}'d1 : {{{to}{{1'b1}}}})" if to > 1 else slice_
+    if b == to:
+        return slice_
+    if b > to:
+        return f"{slice_}[{to - 1}:0]"
+    fill = f"{slice_}[{b - 1}]" if dt.signed else "1'b0"
+    return "{{%d{%s}}, %s}" % (to - b, fill, slice_)
+
+
+def _lane(sig: str, bits: int) -> str:
+    return f"{sig}[p*{bits} +: {bits}]" if bits > 1 else f"{sig}[p]"
+
+
+def _pool(l: MaxPool, mod: str, files: dict) -> dict:
+    """MaxPool and SumPool: non-overlapping windows (kernel == stride on each axis, or an
+    axis with one output: a global pool)."""
     ih, iw, c = l.in_shape
     oh, ow = l.out_shape[0], l.out_shape[1]
     (kh, kw), (sh, sw) = l.kernel, l.stride
-    if not (kh == kw == sh == sw):
-        raise BnnccError(f"{l.name}: RTL max pool supports square kernel == stride only "
-                         f"(got kernel {l.kernel}, stride {l.stride})")
-    k = kh
+    if not ((kh == sh or oh == 1) and (kw == sw or ow == 1)):
+        raise BnnccError(f"{l.name}: RTL pooling supports non-overlapping windows only "
+                         f"(kernel == stride, or a global pool; got kernel {list(l.kernel)}, "
+                         f"stride {list(l.stride)})")
     cf = c // l.pe
-    gx = ceil(iw / k)
-    return dict(name=l.name, module=mod, ih=ih, iw_px=iw, c=c, oh=oh, ow_px=ow, k=k, pe=l.pe,
-                cf=cf, eb=l.idt.bits, wordw=l.pe * l.idt.bits, idt=l.idt,
+    gx = ceil(iw / kw)
+    op = "sum" if isinstance(l, SumPool) else "max"
+    ob = l.odt.bits if op == "sum" else l.idt.bits
+    return dict(name=l.name, module=mod, op=op, ih=ih, iw_px=iw, c=c, oh=oh, ow_px=ow, kh=kh,
+                kw=kw, pe=l.pe, cf=cf, eb=l.idt.bits, ob=ob, wordw=l.pe * l.idt.bits,
+                ow=l.pe * ob, idt=l.idt, odt=l.odt,
+                x_ext=ext(_lane("in_data", l.idt.bits), l.idt, ob),
                 signed=l.idt.signed and not l.idt.is_bipolar, cfw=ubits(cf - 1),
-                kw_w=ubits(k - 1), xw=ubits(gx), bidx=ubits(ow * cf - 1), yw=ubits(ceil(ih / k)), bw=ubits(gx * cf),
-                xcw=ubits(iw - 1), ycw=ubits(ih - 1))
+                kxw=ubits(kw - 1), kyw=ubits(kh - 1), xw=ubits(gx), bidx=ubits(ow * cf - 1),
+                yw=ubits(ceil(ih / kh)), bw=ubits(gx * cf), xcw=ubits(iw - 1), ycw=ubits(ih - 1))
+
+
+def _duplicate(l: Duplicate, mod: str, files: dict) -> dict:
+    return dict(name=l.name, module=mod, n=l.n, w=l.pe * l.idt.bits)
+
+
+def const_mul_terms(k: int, x: str) -> list[str]:
+    return [("+ " if sg > 0 else "- ") + (f"({x} <<< {sh})" if sh else x) for sg, sh in naf(k)]
+
+
+def _addstreams(l: AddStreams, mod: str, files: dict) -> dict:
+    adt, bdt = l.in_dtypes
+    ob = l.odt.bits
+    sw = max(ob, adt.bits + 1, bdt.bits + 1)     # arithmetic mod 2^SW; the sum fits OB
+    terms = const_mul_terms(l.ka, "xa") + const_mul_terms(l.kb, "xb")
+    expr = " ".join(terms)
+    expr = expr[2:] if expr.startswith("+ ") else "-" + expr[2:]
+    return dict(name=l.name, module=mod, pe=l.pe, ka=l.ka, kb=l.kb, adt=adt, bdt=bdt,
+                odt=l.odt, ab=adt.bits, bb=bdt.bits, ob=ob, sw=sw, sum_expr=expr,
+                aw=l.pe * adt.bits, bw=l.pe * bdt.bits, ow=l.pe * ob,
+                a_ext=ext(_lane("in0_data", adt.bits), adt, sw),
+                b_ext=ext(_lane("in1_data", bdt.bits), bdt, sw))
+
+
+def _concat(l: Concat, mod: str, files: dict) -> dict:
+    ob = l.odt.bits
+    ins = []
+    for k, (ch, dt) in enumerate(zip(l.channels, l.in_dtypes)):
+        sl = _lane(f"in{k}_data", dt.bits)
+        ins.append(dict(words=ch // l.pe, dt=dt, w=l.pe * dt.bits,
+                        ext=sl if l.odt.is_bipolar else ext(sl, dt, ob)))
+    return dict(name=l.name, module=mod, pe=l.pe, odt=l.odt, ob=ob, ow=l.pe * ob, ins=ins,
+                selw=ubits(len(ins) - 1), cw=ubits(max(i["words"] for i in ins) - 1))
 
 
 def _labelselect(l: LabelSelect, mod: str, files: dict) -> dict:
@@ -207,33 +286,36 @@ def _labelselect(l: LabelSelect, mod: str, files: dict) -> dict:
 
 
 KIND = {MVAU: ("mvau", _mvau), Thresholding: ("thresholding", _thresholding),
-        SlidingWindow: ("swg", _swg), MaxPool: ("maxpool", _maxpool),
-        LabelSelect: ("labelselect", _labelselect)}
+        SlidingWindow: ("swg", _swg), MaxPool: ("pool", _pool), SumPool: ("pool", _pool),
+        LabelSelect: ("labelselect", _labelselect), Duplicate: ("duplicate", _duplicate),
+        AddStreams: ("addstreams", _addstreams), Concat: ("concat", _concat)}
 
 
 # --------------------------------------------------------------------------- design level
-def chain(design) -> list:
-    g = design.graph
+def check_streams(design) -> list:
+    """The layers in topological order, after checking that every stream's producer and
+    consumer agree on word size and element width; one input stream, one output."""
     layers = design.layers()
-    for a, b in zip(layers, layers[1:]):
-        if list(g.successors(a.name)) != [b.name] or list(g.predecessors(b.name)) != [a.name]:
-            raise BnnccError("RTL backend supports straight-line designs only "
-                             f"(branch at {a.name})")
+    if not layers:
+        raise BnnccError("the design has no hardware layers")
+    sinks = [l for l in layers if not design.readers(l.name)]
+    if len(sinks) != 1 or design.inputs_of(layers[0].name) != [INPUT]:
+        raise BnnccError("the RTL backend needs one input stream and one output stream")
+    for l in layers:
+        for i, p in enumerate(design.inputs_of(l.name)):
+            if p == INPUT:
+                continue
+            a = design.layer(p)
+            if out_elems(a) != in_elems(l) or a.odt.bits != l.in_dtypes[i].bits:
+                raise BnnccError(f"{a.name} writes {out_elems(a)} x {a.odt} per word but "
+                                 f"{l.name} reads {in_elems(l)} x {l.in_dtypes[i]} "
+                                 "(fold the design and insert width converters first)")
     return layers
-
-
-def edge_fifo_depth(consumer, minimum: int = FIFO_DEPTH) -> int:
-    """FIFO depth in front of a layer. An MVAU with several neuron folds reads its input
-    only during fold 0; a FIFO holding one input vector (MW/SIMD words) lets the producer
-    run on while the MVAU works through the other folds."""
-    if isinstance(consumer, MVAU) and consumer.mh // consumer.pe > 1:
-        return max(minimum, consumer.mw // consumer.simd + 2)
-    return minimum
 
 
 def stream_info(design) -> dict:
     """Words and widths of the top-level input and output streams."""
-    layers = chain(design)
+    layers = check_streams(design)
     first, last = layers[0], layers[-1]
     ie, oe = in_elems(first), out_elems(last)
     n_in = int(np.prod(first.in_shape))
@@ -253,53 +335,74 @@ def _env() -> jinja2.Environment:
     return env
 
 
+def _module_name(l) -> str:
+    mod = "bnncc_" + ident(l.name)
+    return mod + "_layer" if mod in (TOP, "bnncc_fifo", "bnncc_dwc") else mod
+
+
+def _dwc_stages(l: WidthConverter, i: str, o: str, signals: list) -> list[dict]:
+    """bnncc_dwc converts when one word size divides the other; otherwise split to the
+    gcd first, then gather."""
+    ie, oe, eb = l.in_elems, l.out_elems, l.idt.bits
+    stages = []
+    if ie % oe and oe % ie:
+        g = gcd(ie, oe)
+        mid = f"{ident(l.name)}_mid"
+        signals.append((mid, g * eb))
+        stages.append(dict(fifo=False, module="bnncc_dwc", inst=f"u_{ident(l.name)}_a",
+                           params=f" #(.EB({eb}), .IN_E({ie}), .OUT_E({g}))",
+                           ports=[("in", i), ("out", mid)]))
+        ie, i = g, mid
+    stages.append(dict(fifo=False, module="bnncc_dwc", inst=f"u_{ident(l.name)}",
+                       params=f" #(.EB({eb}), .IN_E({ie}), .OUT_E({oe}))",
+                       ports=[("in", i), ("out", o)]))
+    return stages
+
+
 def render(design, fifo_depth: int = FIFO_DEPTH) -> dict[str, str]:
-    """All files of the rtl directory as {name: text}."""
+    """All files of the rtl directory as {name: text}. Every stream between two blocks
+    gets a FIFO of at least `fifo_depth` words, deeper where bnncc.passes.fifos says
+    (MVAU inputs, the short side of a split that joins again)."""
     env = _env()
-    layers = chain(design)
+    layers = check_streams(design)
+    depths = fifo_depths(design)
     files: dict[str, str] = {}
     files["bnncc_fifo.v"] = env.get_template("fifo.v.j2").render()
     files["bnncc_dwc.v"] = env.get_template("dwc.v.j2").render()
-    stages, signals = [], []
-    sig = "s_in"
-    signals.append((sig, in_elems(layers[0]) * layers[0].idt.bits))
-    for idx, l in enumerate(layers):
-        mod = "bnncc_" + ident(l.name)
-        if mod in (TOP, "bnncc_fifo", "bnncc_dwc"):
-            mod += "_layer"
-        ow = out_elems(l) * l.odt.bits
+    stages, signals = [], [("s_in", in_elems(layers[0]) * layers[0].idt.bits)]
+    feed: dict[tuple[str, int], str] = {(layers[0].name, 0): "s_in"}  # (consumer, idx) -> signal
+    for l in layers:
+        ins = [feed[(l.name, i)] for i in range(len(design.inputs_of(l.name)))]
+        readers = design.readers(l.name)
+        w = out_elems(l) * l.odt.bits
+        sfx = [str(k) if len(readers) > 1 else "" for k in range(max(1, len(readers)))]
+        outs = [f"{ident(l.name)}_out{x}" for x in sfx]
+        signals += [(o, w) for o in outs]
         if isinstance(l, WidthConverter):
-            ie, oe, eb = l.in_elems, l.out_elems, l.idt.bits
-            if ie % oe and oe % ie:       # neither divides: split to the gcd, then gather
-                g = gcd(ie, oe)
-                mid = f"{ident(l.name)}_mid"
-                signals.append((mid, g * eb))
-                stages.append(dict(fifo=False, module="bnncc_dwc", inst=f"u_{ident(l.name)}_a",
-                                   params=f" #(.EB({eb}), .IN_E({ie}), .OUT_E({g}))", i=sig, o=mid))
-                ie, sig = g, mid
-            nxt = f"{ident(l.name)}_out"
-            stages.append(dict(fifo=False, module="bnncc_dwc", inst=f"u_{ident(l.name)}",
-                               params=f" #(.EB({eb}), .IN_E({ie}), .OUT_E({oe}))", i=sig, o=nxt))
+            stages += _dwc_stages(l, ins[0], outs[0], signals)
         else:
             kind, fn = KIND[type(l)]
+            mod = _module_name(l)
             ctx = fn(l, mod, files)
-            files[f"{mod}.v"] = env.get_template(f"{kind}.v.j2").render(L=ctx)
-            nxt = f"{ident(l.name)}_out"
+            files[f"{mod}.v"] = env.get_template(f"{ctx.get('template', kind)}.v.j2").render(L=ctx)
+            pin = [("in", ins[0])] if len(ins) == 1 else [(f"in{i}", s) for i, s in enumerate(ins)]
+            pout = [("out", outs[0])] if len(outs) == 1 else \
+                [(f"out{k}", o) for k, o in enumerate(outs)]
             stages.append(dict(fifo=False, module=mod, inst=f"u_{ident(l.name)}", params="",
-                               i=sig, o=nxt))
-        signals.append((nxt, ow))
-        sig = nxt
-        if idx != len(layers) - 1 and fifo_depth > 0:
-            f = f"{ident(l.name)}_q"
-            depth = edge_fifo_depth(layers[idx + 1], fifo_depth)
-            stages.append(dict(fifo=True, inst=f"u_{ident(l.name)}_fifo", w=ow, depth=depth,
-                               i=sig, o=f))
-            signals.append((f, ow))
-            sig = f
+                               ports=pin + pout))
+        for k, (v, i) in enumerate(readers):
+            q = f"{ident(l.name)}_q{sfx[k]}"
+            depth = max(fifo_depth, depths[(v, i)]) if fifo_depth > 0 else 0
+            if depth:
+                stages.append(dict(fifo=True, inst=f"u_{ident(l.name)}_fifo{sfx[k]}", w=w,
+                                   depth=depth, i=outs[k], o=q))
+                signals.append((q, w))
+            feed[(v, i)] = q if depth else outs[k]
     info = stream_info(design)
+    out_sig = f"{ident(layers[-1].name)}_out"
     files[f"{TOP}.v"] = env.get_template("top.v.j2").render(
-        top=TOP, source=Path(str(design.source)).name, fifo_depth=fifo_depth, stages=stages,
-        signals=signals, in_elems=info["in_elems"], out_elems=info["out_elems"],
+        top=TOP, source=Path(str(design.source)).name, stages=stages, signals=signals,
+        in_sig="s_in", out_sig=out_sig, in_elems=info["in_elems"], out_elems=info["out_elems"],
         idt=info["idt"], odt=info["odt"], in_w=info["in_w"], out_w=info["out_w"])
     files[f"tb_{TOP}.cpp"] = env.get_template("tb.cpp.j2").render(
         top=TOP, in_w=info["in_w"], out_w=info["out_w"], in_n32=ceil(info["in_w"] / 32),

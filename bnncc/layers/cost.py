@@ -6,6 +6,7 @@ Yosys on the sweep in bnncc/calibrate.py (table in docs/calibration.md).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 RES = ("LUT", "FF", "BRAM18", "URAM", "DSP")
@@ -76,6 +77,7 @@ def _pow2_floor(w: int) -> int:
     return 1 << (w.bit_length() - 1)
 
 
+@functools.lru_cache(maxsize=None)
 def bram18(width: int, depth: int, rom: bool = True) -> int:
     """BRAM18 equivalents of a width x depth ROM as Yosys memory_libmap maps it: the
     cheapest replication of one RAMB18 / RAMB36 port configuration (a RAMB36 is 2)."""
@@ -159,7 +161,12 @@ def fifo_features(w: int, depth: int) -> tuple[list, list]:
 
 def fifo_resources(w: int, depth: int) -> dict:
     """bnncc_fifo: LUT RAM (asynchronous read) or, when deep, block RAM storage;
-    pointers and count."""
+    pointers and count. (The optimizer asks for the same few FIFOs thousands of times.)"""
+    return dict(_fifo_resources(int(w), int(depth)))
+
+
+@functools.lru_cache(maxsize=None)
+def _fifo_resources(w: int, depth: int) -> dict:
     fl, ff = fifo_features(w, depth)
     return res(LUT=sum(c * f for c, f in zip(FIFO_LUT, fl)),
                FF=sum(c * f for c, f in zip(FIFO_FF, ff)), BRAM18=fifo_bram(w, depth))

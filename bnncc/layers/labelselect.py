@@ -50,6 +50,9 @@ class LabelSelect(Layer):
         return res(LUT=sum(c * f for c, f in zip(LABEL_LUT, fl)),
                    FF=sum(c * f for c, f in zip(LABEL_FF, ff)))
 
+    def held_words(self) -> int:
+        return self.labels // self.pe + 2
+
     def latency(self) -> int:
         return 2 + self.k
 

@@ -49,7 +49,7 @@ class MaxPool(Layer):
         ih, iw, c = self.in_shape
         k = self.kernel[0]
         cf = c // self.pe
-        eb = self.idt.bits
+        eb = self.odt.bits           # partial results: a max, or a wider sum (SumPool)
         width = self.pe * eb
         depth = self.out_shape[1] * cf
         fifo = fifo_resources(width, 2)
@@ -60,12 +60,16 @@ class MaxPool(Layer):
         return lut, ff
 
     def resources(self, mem_style: str | None = None) -> dict:
-        """templates/rtl/maxpool.v.j2: a row buffer of partial maxima (LUT RAM, one
+        """templates/rtl/pool.v.j2 (max): a row buffer of partial maxima (LUT RAM, one
         address), PE comparators, position counters, output FIFO of 2 words."""
         from .cost import res
         fl, ff = self.features()
         return res(LUT=sum(c * f for c, f in zip(POOL_LUT, fl)),
                    FF=sum(c * f for c, f in zip(POOL_FF, ff)))
+
+    def held_words(self) -> int:
+        ih, iw, c = self.in_shape
+        return self.kernel[0] * iw * c // self.pe + 2
 
     def latency(self) -> int:
         ih, iw, c = self.in_shape

@@ -224,7 +224,7 @@ class MVAU(Layer):
         bram_mux = wbits * chunks * (style != "lut" and chunks > 1)
         trom = pe * nt * accw * max(1.0, nf / 64) if (nt and nf > 1) else 0
         ibuf = lutram_sp(iw, sf) if nf > 1 else 0
-        fifo = fifo_resources(pe * ob, 4)
+        fifo = fifo_resources(pe * ob, 8)     # templates/rtl/mvau.v.j2 FD
         elem = xb if self.wdt.is_bipolar else wb + 1
         lg = np.log2(2 * simd)
         wrom_small = wrom_small * min(1.0, ubits(depth - 1) / 6)
@@ -273,12 +273,15 @@ class MVAU(Layer):
         wa = self.wdt.bits + (0 if self.wdt.signed else 1)
         return xa, wa
 
+    def held_words(self) -> int:
+        return self.mw // self.simd + 2
+
     def latency(self) -> int:
         """Cycles from the first input word to the first output word (one pixel)."""
         return (self.mh // self.pe) * (self.mw // self.simd) // max(1, self.mh // self.pe) + 4
 
 
-MVAU_LUT_BIN = [0.0021, 0.2262, 0.0, 0.0, 0.0, 0.0, 0.0, 2.2043, 2.8193, 3.2706, 0.0801, 0.0, 0.7814, 97.762]
+MVAU_LUT_BIN = [0.0, 0.2273, 0.0, 0.0, 0.0, 0.0, 0.0, 2.1476, 2.8207, 3.277, 0.0781, 0.0053, 0.7164, 102.319]
 MVAU_LUT_INT = [0.0, 0.0, 0.0, 2.7371, 0.0, 4.4435, 0.0, 0.0, 0.8344, 0.0, 0.0459, 0.0, 0.0, 0.0]
 MVAU_FF_BIN = [0.9615, 0.0, 1.6304, 0.6954, 0.7749, 0.3405]
 MVAU_FF_INT = [1.2235, 1.2811, 0.0, 0.8079, 1.1524, 0.4789]

@@ -11,6 +11,20 @@ from ..ir import Layer
 from .bits import unpacked
 
 
+def naf(k: int) -> list[tuple[int, int]]:
+    """Non-adjacent form of k: (sign, shift) terms with k = sum(sign << shift), the fewest
+    nonzero digits, so a constant multiply becomes that many shifted adds (no DSP)."""
+    out, shift = [], 0
+    while k:
+        if k & 1:
+            d = 2 - (k & 3)          # +1 or -1
+            out.append((d, shift))
+            k -= d
+        k >>= 1
+        shift += 1
+    return out
+
+
 @dataclass
 class AddStreams(Layer):
     """out = ka * a + kb * b, elementwise. ka / kb is the exact ratio of the two inputs'
@@ -23,6 +37,10 @@ class AddStreams(Layer):
     pe: int = 1
     kind = "AddStreams"
 
+    @property
+    def in_dtypes(self) -> list:
+        return [self.idt, self.idt_b]
+
     def execute(self, a, b) -> np.ndarray:
         a, b = unpacked(a).astype(np.int64), unpacked(b).astype(np.int64)
         return (self.ka * a + self.kb * b).astype(self.odt.np_dtype)
@@ -33,29 +51,72 @@ class AddStreams(Layer):
     def cycles(self) -> int:
         return int(np.prod(self.in_shape)) // self.pe
 
+    def sum_width(self) -> int:
+        """Bits of the RTL's modular arithmetic: the sum is exact modulo 2^SW, SW >= output."""
+        return max(self.odt.bits, self.idt.bits + 1, self.idt_b.bits + 1)
+
+    # ------------------------------------------------------------------ resource model
+    def features(self, style=None) -> tuple[list, list]:
+        """templates/rtl/addstreams.v.j2: per lane, the shifted adds of ka * a + kb * b
+        (+1/-1 muxes for bipolar inputs), an output FIFO of 2 words."""
+        from .cost import lutram_sdp
+        sw = self.sum_width()
+        terms = len(naf(self.ka)) + len(naf(self.kb))
+        bip = self.idt.is_bipolar + self.idt_b.is_bipolar
+        lut = [self.pe * sw * (terms - 1), self.pe * sw * bip, 1.0,
+               lutram_sdp(self.pe * self.odt.bits, 2)]
+        return lut, [4, 1.0]
+
+    def resources(self, mem_style: str | None = None) -> dict:
+        return _linear(self.features(), ADD_LUT, ADD_FF)
+
 
 @dataclass
 class Concat(Layer):
-    """Channel concatenation: each output pixel is a's channels, then b's."""
+    """Channel concatenation: each output pixel is the first input's channels, then the
+    second's, ...; PE channels per word (PE divides every input's channel count)."""
 
-    idt_b: DataType = None
+    idts: tuple = ()                              # datatype of each input
     channels: tuple = ()                          # channels of each input
     inputs: list = field(default_factory=list)
+    pe: int = 1
     kind = "Concat"
+
+    @property
+    def in_dtypes(self) -> list:
+        return list(self.idts)
 
     @property
     def in_shapes(self) -> list[tuple]:
         return [tuple(self.in_shape[:-1]) + (c,) for c in self.channels]
+
+    def held_words(self) -> int:
+        return max(self.channels) // self.pe + 2
 
     def execute(self, *xs) -> np.ndarray:
         parts = [unpacked(x).astype(self.odt.np_dtype) for x in xs]
         return np.concatenate(parts, axis=-1)
 
     def describe(self) -> dict:
-        return {"channels": list(self.channels)}
+        return {"channels": list(self.channels), "idts": [str(t) for t in self.idts]}
 
     def cycles(self) -> int:
-        return int(np.prod(self.out_shape))
+        return int(np.prod(self.out_shape)) // self.pe
+
+    # ------------------------------------------------------------------ resource model
+    def features(self, style=None) -> tuple[list, list]:
+        """templates/rtl/concat.v.j2: an n-way mux of output words (inputs widened to the
+        output type), input / word counters, an output FIFO of 2 words."""
+        from .cost import lutram_sdp, ubits
+        ob, n = self.odt.bits, len(self.channels)
+        widen = sum(dt.is_bipolar or dt.bits < ob for dt in self.in_dtypes)
+        regs = ubits(n - 1) + ubits(max(self.channels) // self.pe - 1) + 4
+        lut = [self.pe * ob * (n - 1), self.pe * ob * widen, regs, 1.0,
+               lutram_sdp(self.pe * ob, 2)]
+        return lut, [regs, 1.0]
+
+    def resources(self, mem_style: str | None = None) -> dict:
+        return _linear(self.features(), CONCAT_LUT, CONCAT_FF)
 
 
 @dataclass
@@ -74,3 +135,27 @@ class Duplicate(Layer):
 
     def cycles(self) -> int:
         return int(np.prod(self.in_shape)) // self.pe
+
+    # ------------------------------------------------------------------ resource model
+    def features(self, style=None) -> tuple[list, list]:
+        """templates/rtl/duplicate.v.j2: one word register and a pending flag per output."""
+        return [self.n, 1.0], [self.pe * self.idt.bits + self.n, 1.0]
+
+    def resources(self, mem_style: str | None = None) -> dict:
+        return _linear(self.features(), DUP_LUT, DUP_FF)
+
+
+def _linear(features, lut_coef, ff_coef) -> dict:
+    from .cost import res
+    fl, ff = features
+    return res(LUT=sum(c * f for c, f in zip(lut_coef, fl)),
+               FF=sum(c * f for c, f in zip(ff_coef, ff)))
+
+
+# coefficients fitted to Yosys (bnncc/calibrate.py); a trailing 1.0 counts mapped LUT RAM
+ADD_LUT = [0.9325, 1.0, 4.4283, 1.0]      # bipolar mux term: structural (no sweep point)
+ADD_FF = [1.25, 0.0]
+CONCAT_LUT = [0.2426, 0.0938, 4.5294, 0.0, 1.0]
+CONCAT_FF = [1.0, 1.0]
+DUP_LUT = [2.0896, 0.0]
+DUP_FF = [1.0, 0.0]

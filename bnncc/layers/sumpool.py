@@ -1,23 +1,22 @@
 """Sum pooling of a channels-last integer stream: the integer part of average pooling.
 The division by the window size stays a float op in the chain, folded into the next
 quantizer's thresholds exactly like a BatchNorm scale (a global average pool is a sum
-pool whose window is the whole image)."""
+pool whose window is the whole image).
+
+The hardware is the max pool's with an adder in place of the comparator and outputs wide
+enough for the window's sum, so everything but the arithmetic is inherited."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Layer
 from .bits import unpacked
-from .maxpool import pool_windows
+from .maxpool import MaxPool, pool_windows
 
 
 @dataclass
-class SumPool(Layer):
-    kernel: tuple = (2, 2)
-    stride: tuple = (2, 2)
-    pe: int = 1
+class SumPool(MaxPool):
     kind = "SumPool"
 
     def execute(self, x) -> np.ndarray:
@@ -25,9 +24,33 @@ class SumPool(Layer):
         out = pool_windows(x, self.kernel, self.stride, self.out_shape, np.add)
         return out.astype(self.odt.np_dtype)
 
-    def describe(self) -> dict:
-        return {"kernel": list(self.kernel), "stride": list(self.stride)}
-
-    def cycles(self) -> int:
+    # ------------------------------------------------------------------ resource model
+    def features(self, style=None) -> tuple[list, list, int]:
+        """(LUT features, FF features, BRAM18) of templates/rtl/pool.v.j2 summing: PE adders
+        of the output width (a +1/-1 mux in front for bipolar inputs), the partial-sum row
+        buffer (LUT RAM, or block RAM when Yosys finds that cheaper), the position
+        registers, an output FIFO of 2 words."""
+        from .cost import fifo_bram, lutram_sdp, ubits
         ih, iw, c = self.in_shape
-        return ih * iw * c // self.pe
+        (kh, kw), ow = self.kernel, self.out_shape[1]
+        cf = c // self.pe
+        width = self.pe * self.odt.bits
+        depth = ow * cf
+        bram = fifo_bram(width, depth)
+        gx = -(-iw // kw)
+        regs = (ubits(cf - 1) + ubits(kw - 1) + ubits(kh - 1) + ubits(gx) + ubits(-(-ih // kh))
+                + ubits(gx * cf) + ubits(iw - 1) + ubits(ih - 1) + 4)
+        fixed = (0 if bram else lutram_sdp(width, depth)) + lutram_sdp(width, 2)
+        lut = [width, width * self.idt.is_bipolar, regs, 1.0, fixed]
+        ff = [regs, width * (bram > 0), 1.0]
+        return lut, ff, bram
+
+    def resources(self, mem_style: str | None = None) -> dict:
+        from .cost import res
+        fl, ff, bram = self.features()
+        return res(LUT=sum(c * f for c, f in zip(SUMPOOL_LUT, fl)),
+                   FF=sum(c * f for c, f in zip(SUMPOOL_FF, ff)), BRAM18=bram)
+
+
+SUMPOOL_LUT = [0.813, 0.948, 2.085, 0.0, 1.0]    # last: LUT RAM counted as mapped
+SUMPOOL_FF = [1.1719, 0.8798, 0.0]

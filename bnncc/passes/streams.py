@@ -22,7 +22,7 @@ def insert_duplicates(design):
         g.add_node(dup.name, layer=dup)
         if src != INPUT:
             g.add_edge(src, dup.name)
-        for u in set(users):
+        for u in dict.fromkeys(users):
             if g.has_edge(src, u):
                 g.remove_edge(src, u)
             g.add_edge(dup.name, u)

@@ -33,6 +33,7 @@ from .. import resources
 from ..errors import BnnccError, VerificationMismatch
 from ..backends import hls
 from ..datatypes import DataType
+from ..folding import in_elems, out_elems
 from ..streams import decode, encode
 
 CXX = os.environ.get("CXX", "g++")
@@ -194,14 +195,15 @@ def simulate(design, q: np.ndarray, workdir=None, trace: bool = False, hw_path: 
              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Run the C simulation on the integer batch q (N, *first layer in_shape).
 
-    Returns the last layer's outputs (N, *out_shape) int64 and, with trace=True, a dict
-    layer name -> (N, *out_shape) int64 of every layer's output stream (else empty).
-    hw_path=True simulates the synthesis code of the inner loops (-DBNNCC_HW_PATH)."""
+    The first layer is the one reading the host input, the last the one no layer reads
+    (bnncc.backends.hls.endpoints). Returns the last layer's outputs (N, *out_shape) int64
+    and, with trace=True, a dict layer name -> (N, *out_shape) int64 of every layer's
+    output stream (else empty). hw_path=True simulates the synthesis code of the inner
+    loops (-DBNNCC_HW_PATH)."""
     files = hls.render(design)
     exe = build(files, CSIM_FLAGS + (" -DBNNCC_HW_PATH" if hw_path else ""))
-    layers = hls.chain(design)
-    ctxs = hls.layer_contexts(design)
-    first, last = layers[0], layers[-1]
+    first, last = hls.endpoints(design)
+    names = hls.layer_names(design)
     q = np.asarray(q)
     n = q.shape[0]
     if q.ndim >= 1 and q.size == n * int(np.prod(first.in_shape)):
@@ -213,23 +215,24 @@ def simulate(design, q: np.ndarray, workdir=None, trace: bool = False, hw_path: 
     wd = Path(tempfile.mkdtemp(prefix="bnncc-csim-")) if own else Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
     try:
-        c0 = ctxs[0]
-        (wd / "in.bin").write_bytes(words_to_bytes(q, first.idt, c0["in_elems"],
-                                                   8 * ((c0["in_bits"] + 7) // 8)))
+        ie = in_elems(first)
+        (wd / "in.bin").write_bytes(words_to_bytes(q, first.idt, ie,
+                                                   8 * ((ie * first.idt.bits + 7) // 8)))
         args = [str(exe), str(wd / "in.bin"), str(n), str(wd)] + ([] if trace else ["--no-trace"])
         r = subprocess.run(args, capture_output=True, text=True)
         if r.returncode != 0:
             raise (VerificationMismatch if r.returncode == 3 else BnnccError)(
                 f"C simulation failed (exit {r.returncode}): {r.stderr.strip()[-2000:]}")
-        cl = ctxs[-1]
-        out = bytes_to_values((wd / "out.bin").read_bytes(), last.odt, cl["out_elems"],
-                              8 * ((cl["out_bits"] + 7) // 8))
+        oe = out_elems(last)
+        out = bytes_to_values((wd / "out.bin").read_bytes(), last.odt, oe,
+                              8 * ((oe * last.odt.bits + 7) // 8))
         out = out.reshape((n,) + tuple(last.out_shape))
         tr: dict[str, np.ndarray] = {}
         if trace:
-            for layer, c in zip(layers, ctxs):
-                data = (wd / f"trace_{c['name']}.bin").read_bytes()
-                v = bytes_to_values(data, layer.odt, c["out_elems"], c["out_bits"])
+            for layer in design.layers():
+                data = (wd / f"trace_{names[layer.name]}.bin").read_bytes()
+                oe = out_elems(layer)
+                v = bytes_to_values(data, layer.odt, oe, oe * layer.odt.bits)
                 tr[layer.name] = v.reshape((n,) + tuple(layer.out_shape))
         return out, tr
     finally:

@@ -1,5 +1,6 @@
 """Helpers the hardware test suites share: small designs built straight from layer
-objects, random values of a datatype, and the committed fixture models' inputs."""
+objects, designs of generated networks, random values of a datatype, and the committed
+fixture models' inputs."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import numpy as np
 
 from ..datatypes import DataType
 from ..folding import insert_width_converters
-from ..ir import Design, HostStage
+from ..ir import INPUT, Design, HostStage
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
@@ -26,6 +27,65 @@ def chain_design(*layers, name: str = "unit") -> Design:
     d = Design(name, g, "x", (1,) + tuple(layers[0].in_shape), "y",
                (1,) + tuple(layers[-1].out_shape), stage, stage)
     return insert_width_converters(d)
+
+
+def graph_design(*layers, name: str = "unit") -> Design:
+    """Layers in topological order; a layer with `inputs` reads those layers (INPUT for
+    the host stream), any other reads the layer before it. Fan-out gets Duplicates and
+    differing word sizes get width converters, as lowering and folding would."""
+    from ..passes.streams import insert_duplicates
+    g = nx.DiGraph()
+    for k, l in enumerate(layers):
+        g.add_node(l.name, layer=l)
+        srcs = getattr(l, "inputs", None) or ([layers[k - 1].name] if k else [INPUT])
+        for s in srcs:
+            if s != INPUT:
+                g.add_edge(s, l.name)
+    sinks = [l for l in layers if g.out_degree(l.name) == 0]
+    stage = HostStage(shape=(1,), gather=np.zeros(1, int), chain=[],
+                      hw_shape=tuple(layers[0].in_shape))
+    stage.quant = type("Q", (), {"dtype": layers[0].idt})()
+    d = Design(name, g, "x", (1,) + tuple(layers[0].in_shape), "y",
+               (1,) + tuple(sinks[-1].out_shape), stage, stage)
+    return insert_width_converters(insert_duplicates(d))
+
+
+def generated_design(seed: int, integer: bool = True) -> tuple[Design, np.ndarray]:
+    """The lowered design of random network `seed` (bnncc.testing.netgen) with fold_simple
+    folding, and its quantized reference inputs."""
+    from ..folding import fold_simple
+    from ..frontend.lower import lower
+    from . import netgen
+    case = (netgen.random_int_network if integer else netgen.random_network)(seed)
+    d = fold_simple(lower(case.model, case.name))
+    return d, d.quantize_input(case.inputs)
+
+
+def pool_model(mode: str, rounding: str, seed: int):
+    """A small QONNX conv net with an average pool ("avg": 2x2 stride 2) or a global
+    average pool ("global") between two quantizers, the second with `rounding`."""
+    from onnx import TensorProto, helper, numpy_helper
+    q = "qonnx.custom_op.general"
+    rng = np.random.default_rng(seed)
+    feats = 8 * (9 if mode == "avg" else 1)
+    c = lambda n, v: numpy_helper.from_array(np.asarray(v, np.float32), n)
+    inits = [c("s", 2 ** -4), c("z", 0.0), c("b4", 4.0), c("one", 1.0), c("b3", 3.0),
+             c("s2", 2 ** -2), c("w", rng.integers(-2, 2, (8, 3, 3, 3))),
+             c("wf", rng.integers(-3, 4, (feats, 5)))]
+    quant = lambda i, o, s, b, signed, r="ROUND": helper.make_node(
+        "Quant", [i, s, "z", b], [o], domain=q, signed=signed, narrow=0, rounding_mode=r)
+    pool = (helper.make_node("AveragePool", ["a"], ["p"], kernel_shape=[2, 2], strides=[2, 2])
+            if mode == "avg" else helper.make_node("GlobalAveragePool", ["a"], ["p"]))
+    nodes = [quant("x", "xq", "s", "b4", 1), quant("w", "wq", "one", "b3", 1),
+             helper.make_node("Conv", ["xq", "wq"], ["cv"], kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["cv"], ["r"]), quant("r", "a", "s2", "b4", 0), pool,
+             quant("p", "pq", "s2", "b4", 0, rounding), helper.make_node("Flatten", ["pq"], ["f"]),
+             quant("wf", "wfq", "one", "b3", 1), helper.make_node("MatMul", ["f", "wfq"], ["y"])]
+    g = helper.make_graph(nodes, "pool",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13),
+                                               helper.make_opsetid(q, 1)])
 
 
 def rand_values(rng, dt: DataType, shape) -> np.ndarray:
