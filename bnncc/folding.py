@@ -3,7 +3,9 @@ lanes), the weight memory style of each MVAU, and the width converters that the 
 widths require between layers.
 
 The optimizer works on *units*: a sliding window and the MVAU it feeds form one unit
-(they share SIMD, which must divide the channels); every other layer is a unit of its own.
+(they share SIMD, which must divide the channels; or, for narrow pixels, the window is
+parallel, a whole window per cycle, and the MVAU takes any SIMD dividing MW behind a width
+converter); every other layer is a unit of its own.
 Each unit has a list of legal options (PE | MH, SIMD | MW, PE | channels, memory style),
 each with its cycles per frame and its resources from the layer models (bnncc/layers,
 calibrated against Yosys). For a target initiation interval T every unit takes its
