@@ -246,11 +246,9 @@ def render_point(p: dict, name: str) -> tuple[dict, str, str]:
     if p["kind"] == "WidthConverter":
         return files, "bnncc_dwc", (f"chparam -set EB {p['eb']} -set IN_E {p['ie']} "
                                     f"-set OUT_E {p['oe']} bnncc_dwc; ")
-    kind, fn = rtl.KIND[type(layer)]
     mod = "bnncc_" + name
-    ctx = fn(layer, mod, files)
-    text = env.get_template(f"{ctx.get('template', kind)}.v.j2").render(L=ctx)
-    if kind == "thresholding":
+    text = rtl.render_layer(layer, mod, files)
+    if isinstance(layer, Thresholding):
         # templates/rtl/thresholding.v.j2 marks its ROMs rom_style "distributed", which
         # Yosys cannot map (it prunes ROMs from LUT RAM): synthesize them as logic
         text = text.replace('rom_style = "distributed"', 'rom_style = "logic"')

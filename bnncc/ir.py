@@ -105,11 +105,18 @@ class Design:
         preds = list(self.graph.predecessors(name))
         return preds or [INPUT]
 
+    def reader_map(self) -> dict[str, list[tuple[str, int]]]:
+        """Producer (INPUT for the host stream) -> (consumer, input index) of every read of
+        its output stream, in topological order: a Duplicate's output k feeds entry k."""
+        out: dict[str, list[tuple[str, int]]] = {n: [] for n in self.graph.nodes}
+        out[INPUT] = []
+        for v in nx.topological_sort(self.graph):
+            for i, p in enumerate(self.inputs_of(v)):
+                out[p].append((v, i))
+        return out
+
     def readers(self, name: str) -> list[tuple[str, int]]:
-        """(consumer, input index) of every read of a layer's output stream (INPUT for
-        the host stream), in topological order: a Duplicate's output k feeds readers[k]."""
-        order = list(nx.topological_sort(self.graph))
-        return [(v, i) for v in order for i, p in enumerate(self.inputs_of(v)) if p == name]
+        return self.reader_map()[name]
 
     def first(self) -> Layer:
         return self.layers()[0]

@@ -98,17 +98,9 @@ def test_fixture_model(entry):
 
 
 @pytest.mark.parametrize("seed", range(int(os.environ.get("BNNCC_CSIM_NETS", "50"))))
-def test_random_network(seed, tmp_path):
-    netgen = pytest.importorskip("bnncc.testing.netgen")
-    import onnx
-
-    from bnncc import api
-    case = netgen.random_network(seed)
-    path = tmp_path / f"{case.name}.onnx"
-    onnx.save(case.model, str(path))
-    d = api.load(str(path))
-    fold_simple(d)
-    check(d, d.quantize_input(case.inputs), trace=False)
+def test_random_network(seed):
+    d, q = generated_design(seed, integer=False)
+    check(d, q, trace=False)
 
 
 @pytest.mark.parametrize("seed", _residual_seeds())

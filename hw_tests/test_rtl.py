@@ -111,17 +111,9 @@ def test_fixture_model(entry):
 
 
 @pytest.mark.parametrize("seed", range(int(os.environ.get("BNNCC_RTL_NETS", "20"))))
-def test_random_network(seed, tmp_path):
-    netgen = pytest.importorskip("bnncc.testing.netgen")
-    import onnx
-
-    from bnncc import api
-    from bnncc.folding import fold_simple
-    case = netgen.random_network(seed)
-    path = tmp_path / f"{case.name}.onnx"
-    onnx.save(case.model, str(path))
-    d = fold_simple(api.load(str(path)))
-    check_stream(d, d.quantize_input(case.inputs), seed=seed)
+def test_random_network(seed):
+    d, q = generated_design(seed, integer=False)
+    check_stream(d, q, seed=seed)
 
 
 def _residual_seeds(n: int) -> list[int]:

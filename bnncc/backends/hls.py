@@ -29,11 +29,11 @@ from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
 from ..folding import in_elems, out_elems
-from ..ir import INPUT
 from ..layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
                       SumPool, Thresholding, WidthConverter)
 from ..layers.thresholding import out_levels
 from ..passes.fifos import fifo_depths
+from ..passes.streams import check_streams
 from ..streams import encode
 
 CXXFLAGS = "-O2 -std=c++14 -Wall -Wno-unknown-pragmas"
@@ -391,24 +391,9 @@ def layer_names(design) -> dict[str, str]:
 
 
 def endpoints(design) -> tuple:
-    """(first, last): the one layer reading the host input stream, the one nobody reads."""
-    layers = design.layers()
-    if not layers:
-        raise BnnccError("the design has no hardware layers")
-    readers = {l.name: [] for l in layers}
-    host = []
-    for l in layers:
-        for p in design.inputs_of(l.name):
-            (host if p == INPUT else readers[p]).append(l)
-    if len(host) != 1 or design.inputs_of(host[0].name) != [INPUT]:
-        raise BnnccError("the host input stream must feed exactly one layer, once "
-                         f"(it feeds {sorted(l.name for l in host)}): run "
-                         "bnncc.passes.streams.insert_duplicates first")
-    sinks = [l for l in layers if not readers[l.name]]
-    if len(sinks) != 1:
-        raise BnnccError(f"the design must have exactly one output layer (it has "
-                         f"{sorted(l.name for l in sinks)})")
-    return host[0], sinks[0]
+    """(first, last): the one layer reading the host input stream, the one nobody reads
+    (bnncc.passes.streams.check_streams, which also checks every stream)."""
+    return check_streams(design)
 
 
 def dataflow(design) -> tuple[list[dict], list[dict]]:
@@ -427,13 +412,11 @@ def dataflow(design) -> tuple[list[dict], list[dict]]:
     streams = [{"name": "in", "bits": first_in["bits"], "depth": FIFO_DEPTH}]
     first_in["stream"] = "in"
     taken = {"in"} | set(names.values())      # layer names are the single-reader streams
+    reader_map = design.reader_map()
     for l in design.layers():
         c = ctxs[l.name]
-        readers = design.readers(l.name)
+        readers = reader_map[l.name]
         if isinstance(l, Duplicate):
-            if len(readers) != l.n:
-                raise BnnccError(f"{l.name}: a duplicate of {l.n} outputs has "
-                                 f"{len(readers)} readers")
             sfx = []
             for k in range(l.n):
                 s = f"{c['name']}_{k}"
@@ -441,9 +424,6 @@ def dataflow(design) -> tuple[list[dict], list[dict]]:
                     s += "_"
                 taken.add(s)
                 sfx.append(s)
-        elif len(readers) > 1:
-            raise BnnccError(f"{l.name} feeds {len(readers)} inputs: a stream has one reader, "
-                             "run bnncc.passes.streams.insert_duplicates first")
         else:
             sfx = [c["name"]]
         for out, s in zip(c["outs"], sfx):
@@ -451,14 +431,6 @@ def dataflow(design) -> tuple[list[dict], list[dict]]:
         if not readers:
             streams.append({"name": sfx[0], "bits": c["out_bits"], "depth": FIFO_DEPTH})
         for k, (v, i) in enumerate(readers):
-            b = design.layer(v)
-            if out_elems(l) != in_elems(b):
-                raise BnnccError(f"{l.name} writes words of {out_elems(l)} elements but "
-                                 f"{b.name} reads words of {in_elems(b)}: run "
-                                 "bnncc.folding.fold_simple or insert_width_converters first")
-            if l.odt.bits != b.in_dtypes[i].bits:
-                raise BnnccError(f"{l.name} outputs {l.odt} but {b.name} reads "
-                                 f"{b.in_dtypes[i]}" + (f" (input {i})" if len(b.in_dtypes) > 1 else ""))
             streams.append({"name": sfx[k], "bits": c["outs"][k]["bits"],
                             "depth": depths[(v, i)]})
             ctxs[v]["ins"][i]["stream"] = sfx[k]

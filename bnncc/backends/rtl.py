@@ -22,11 +22,12 @@ from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
 from ..folding import in_elems, out_elems
-from ..ir import INPUT
 from ..layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
                       SumPool, Thresholding, WidthConverter)
+from ..layers.cost import sbits, ubits
 from ..layers.streams import naf
 from ..passes.fifos import FIFO_MIN_DEPTH, fifo_depths
+from ..passes.streams import check_streams
 from ..streams import encode
 
 TOP = "bnncc_top"
@@ -38,17 +39,6 @@ def templates_dir() -> Path:
 
 
 # --------------------------------------------------------------------------- helpers
-def ubits(n: int) -> int:
-    """Bits of an unsigned counter holding 0..n."""
-    return max(1, int(n).bit_length())
-
-
-def sbits(lo: int, hi: int) -> int:
-    """Bits of a two's complement value holding lo..hi."""
-    lo, hi = int(lo), int(hi)
-    return max(int(hi).bit_length(), int(-lo - 1).bit_length() if lo < 0 else 0) + 1
-
-
 def fit(sig: str, w: int, to: int) -> str:
     """Verilog expression of the unsigned signal `sig` (w bits) resized to `to` bits."""
     if w == to:
@@ -292,31 +282,10 @@ KIND = {MVAU: ("mvau", _mvau), Thresholding: ("thresholding", _thresholding),
 
 
 # --------------------------------------------------------------------------- design level
-def check_streams(design) -> list:
-    """The layers in topological order, after checking that every stream's producer and
-    consumer agree on word size and element width; one input stream, one output."""
-    layers = design.layers()
-    if not layers:
-        raise BnnccError("the design has no hardware layers")
-    sinks = [l for l in layers if not design.readers(l.name)]
-    if len(sinks) != 1 or design.inputs_of(layers[0].name) != [INPUT]:
-        raise BnnccError("the RTL backend needs one input stream and one output stream")
-    for l in layers:
-        for i, p in enumerate(design.inputs_of(l.name)):
-            if p == INPUT:
-                continue
-            a = design.layer(p)
-            if out_elems(a) != in_elems(l) or a.odt.bits != l.in_dtypes[i].bits:
-                raise BnnccError(f"{a.name} writes {out_elems(a)} x {a.odt} per word but "
-                                 f"{l.name} reads {in_elems(l)} x {l.in_dtypes[i]} "
-                                 "(fold the design and insert width converters first)")
-    return layers
-
-
 def stream_info(design) -> dict:
     """Words and widths of the top-level input and output streams."""
-    layers = check_streams(design)
-    first, last = layers[0], layers[-1]
+    layers = design.layers()
+    first, last = check_streams(design)
     ie, oe = in_elems(first), out_elems(last)
     n_in = int(np.prod(first.in_shape))
     n_out = int(np.prod(last.out_shape))
@@ -333,6 +302,13 @@ def _env() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined)
     env.globals.update(fit=fit, zext=fit)
     return env
+
+
+def render_layer(l, mod: str, files: dict) -> str:
+    """Verilog of one layer as module `mod` (its ROM images go into `files`)."""
+    kind, fn = KIND[type(l)]
+    ctx = fn(l, mod, files)
+    return _env().get_template(f"{ctx.get('template', kind)}.v.j2").render(L=ctx)
 
 
 def _module_name(l) -> str:
@@ -364,16 +340,18 @@ def render(design, fifo_depth: int = FIFO_DEPTH) -> dict[str, str]:
     gets a FIFO of at least `fifo_depth` words, deeper where bnncc.passes.fifos says
     (MVAU inputs, the short side of a split that joins again)."""
     env = _env()
-    layers = check_streams(design)
+    first, last = check_streams(design)
+    layers = design.layers()
     depths = fifo_depths(design)
+    reader_map = design.reader_map()
     files: dict[str, str] = {}
     files["bnncc_fifo.v"] = env.get_template("fifo.v.j2").render()
     files["bnncc_dwc.v"] = env.get_template("dwc.v.j2").render()
-    stages, signals = [], [("s_in", in_elems(layers[0]) * layers[0].idt.bits)]
-    feed: dict[tuple[str, int], str] = {(layers[0].name, 0): "s_in"}  # (consumer, idx) -> signal
+    stages, signals = [], [("s_in", in_elems(first) * first.idt.bits)]
+    feed: dict[tuple[str, int], str] = {(first.name, 0): "s_in"}  # (consumer, idx) -> signal
     for l in layers:
         ins = [feed[(l.name, i)] for i in range(len(design.inputs_of(l.name)))]
-        readers = design.readers(l.name)
+        readers = reader_map[l.name]
         w = out_elems(l) * l.odt.bits
         sfx = [str(k) if len(readers) > 1 else "" for k in range(max(1, len(readers)))]
         outs = [f"{ident(l.name)}_out{x}" for x in sfx]
@@ -381,10 +359,8 @@ def render(design, fifo_depth: int = FIFO_DEPTH) -> dict[str, str]:
         if isinstance(l, WidthConverter):
             stages += _dwc_stages(l, ins[0], outs[0], signals)
         else:
-            kind, fn = KIND[type(l)]
             mod = _module_name(l)
-            ctx = fn(l, mod, files)
-            files[f"{mod}.v"] = env.get_template(f"{ctx.get('template', kind)}.v.j2").render(L=ctx)
+            files[f"{mod}.v"] = render_layer(l, mod, files)
             pin = [("in", ins[0])] if len(ins) == 1 else [(f"in{i}", s) for i, s in enumerate(ins)]
             pout = [("out", outs[0])] if len(outs) == 1 else \
                 [(f"out{k}", o) for k, o in enumerate(outs)]
@@ -399,7 +375,7 @@ def render(design, fifo_depth: int = FIFO_DEPTH) -> dict[str, str]:
                 signals.append((q, w))
             feed[(v, i)] = q if depth else outs[k]
     info = stream_info(design)
-    out_sig = f"{ident(layers[-1].name)}_out"
+    out_sig = f"{ident(last.name)}_out"
     files[f"{TOP}.v"] = env.get_template("top.v.j2").render(
         top=TOP, source=Path(str(design.source)).name, stages=stages, signals=signals,
         in_sig="s_in", out_sig=out_sig, in_elems=info["in_elems"], out_elems=info["out_elems"],

@@ -183,10 +183,12 @@ def generic_resources(layer) -> dict:
 
 
 def ubits(n: int) -> int:
+    """Bits of an unsigned counter holding 0..n."""
     return max(1, int(n).bit_length())
 
 
 def sbits(lo: int, hi: int) -> int:
+    """Bits of a two's complement value holding lo..hi."""
     lo, hi = int(lo), int(hi)
     return max(int(hi).bit_length(), int(-lo - 1).bit_length() if lo < 0 else 0) + 1
 

@@ -926,17 +926,21 @@ def _build(rng: np.random.Generator, family: str, name: str = ""):
         tail.append("TopK")
 
     # ---- assemble -----------------------------------------------------------
-    out_name = B.cur
-    if out_name != "global_out":
-        # rename the last tensor to global_out
-        for n in B.nodes:
-            for i, o in enumerate(n.output):
-                if o == out_name:
-                    n.output[i] = "global_out"
-        B.vinfo["global_out"] = B.vinfo.pop(out_name)
-        out_name = "global_out"
-    model = _assemble(B, name or f"netgen-{family}", [1, *in_shape], out_name, qonnx, meta)
+    _rename_tensor(B, B.cur, "global_out")
+    model = _assemble(B, name or f"netgen-{family}", [1, *in_shape], "global_out", qonnx, meta)
     return model, B.ops, in_shape, meta
+
+
+def _rename_tensor(B, old: str, new: str) -> None:
+    """Rename a tensor in the builder's nodes (outputs and inputs) and value infos."""
+    if old == new:
+        return
+    for n in B.nodes:
+        for names in (n.output, n.input):
+            for i, o in enumerate(names):
+                if o == old:
+                    names[i] = new
+    B.vinfo[new] = B.vinfo.pop(old)
 
 
 def _assemble(B, gname: str, in_dims: list, out_name: str, qonnx: bool, meta: dict):
@@ -1737,14 +1741,7 @@ def _residual_trunk(B: _GBuilder, rng, ind: _In, conv: bool, meta: dict, wb, wid
 def _finish_graph(B: _GBuilder, gname: str, meta: dict, *, qonnx: bool):
     out_name = B.cur
     if out_name != "global_out":
-        for n in B.nodes:
-            for i, o in enumerate(n.output):
-                if o == out_name:
-                    n.output[i] = "global_out"
-            for i, o in enumerate(n.input):
-                if o == out_name:
-                    n.input[i] = "global_out"
-        B.vinfo["global_out"] = B.vinfo.pop(out_name)
+        _rename_tensor(B, out_name, "global_out")
         B.ops = [(fn, tuple("global_out" if i == out_name else i for i in ins), "global_out" if o == out_name else o)
                  for fn, ins, o in B.ops]
         B.quants = [("global_out" if a == out_name else a, "global_out" if b == out_name else b, q)
