@@ -1,8 +1,7 @@
-"""estimate(): fields, consistency, table, deterministic plot, speed."""
+"""estimate(): fields, consistency, table, deterministic plot."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from bnncc import api
@@ -48,8 +47,9 @@ def test_plot_is_deterministic_png():
     assert a[:8] == b"\x89PNG\r\n\x1a\n" and a == c
 
 
-def test_estimate_fast_in_process():
-    t = time.perf_counter()
+def test_estimate_path_runs_in_process():
+    """The in-process path bench/estimate_speed.py times: load, fold, estimate of CNV-w1a1.
+    Its speed is a benchmark figure, not a test (the machine is shared)."""
     d, b = folded()
-    estimate(d, b, 100.0)
-    assert time.perf_counter() - t < 1.0
+    e = estimate(d, b, 100.0)
+    assert e["fits"] and e["cycles_per_frame"] == max(r["cycles"] for r in e["layers"])
