@@ -276,7 +276,7 @@ def synth_script(vfiles: list[str], top: str, pre: str, family: str, out: str) -
 def synthesize(points: list[dict], family: str = "xc7", jobs: int = 2, log=print) -> list[dict]:
     """Yosys cell counts of every point (cached). Uncached points run in `jobs` Yosys
     processes, each synthesizing its share of points one after the other."""
-    from .sim.tools import yosys_cmd
+    from .sim.tools import run_limited, yosys_cmd
     ver = _yosys_version()
     cdir = cache_dir()
     cdir.mkdir(parents=True, exist_ok=True)
@@ -304,9 +304,9 @@ def synthesize(points: list[dict], family: str = "xc7", jobs: int = 2, log=print
                 vf = ["bnncc_fifo.v", "bnncc_dwc.v"] + \
                     [n for n in files if n.endswith(".v") and n.startswith("bnncc_p")]
                 t0 = time.time()
-                r = subprocess.run([*yosys_cmd(), "-q", "-p",
-                                    synth_script(vf, top, pre, family, "stat.json")],
-                                   cwd=td, capture_output=True, text=True)
+                r = run_limited([*yosys_cmd(), "-q", "-p",
+                                 synth_script(vf, top, pre, family, "stat.json")],
+                                cwd=td, capture_output=True, text=True)
                 if r.returncode != 0:
                     raise RuntimeError(f"yosys failed on {point_label(points[i])}:\n"
                                        + (r.stdout + r.stderr)[-3000:])

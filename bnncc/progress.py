@@ -1,0 +1,178 @@
+"""Signs of life for long steps (tool builds, simulations, synthesis, folding searches).
+
+Every long step runs inside `task(stage, total)`; what the user sees depends on where
+the output goes:
+- a terminal (the CLI, stderr a tty): a `rich` progress bar, one line per stage;
+- anything else (a log file, CI, a notebook with logging configured): plain lines on the
+  `bnncc` logger, a first one after `INTERVAL` seconds and then at least every
+  `INTERVAL` seconds while the step runs (a heartbeat thread, so a step that reports
+  nothing, such as a Verilator build, still shows it is alive), and a closing line.
+Steps shorter than `INTERVAL` print nothing, so quick commands stay quiet.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+log = logging.getLogger("bnncc")
+INTERVAL = float(os.environ.get("BNNCC_PROGRESS_INTERVAL", "5"))
+
+
+class LogReporter:
+    """Plain periodic lines on the logger; thread-safe."""
+
+    def __init__(self, interval: float = INTERVAL):
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._stage, self._done, self._total = None, 0, 0
+        self._t0 = self._last = 0.0
+        self._said = False
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _line(self, final: bool = False) -> str:
+        el = time.monotonic() - self._t0
+        what = f"{self._done}/{self._total} frames, " if self._total else ""
+        return f"{self._stage}: {'done, ' if final else ''}{what}{el:.0f} s"
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(1.0, self.interval)):
+            with self._lock:
+                now = time.monotonic()
+                if self._stage is not None and now - self._last >= self.interval:
+                    self._last = now
+                    self._said = True
+                    log.info(self._line())
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        with self._lock:
+            if stage != self._stage:
+                self._finish_locked()
+                self._stage, self._t0 = stage, time.monotonic()
+                self._last, self._said = self._t0, False
+            self._done, self._total = done, total
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+
+    def _finish_locked(self) -> None:
+        if self._stage is not None and self._said:
+            log.info(self._line(final=True))
+        self._stage = None
+
+    def finish(self) -> None:
+        with self._lock:
+            self._finish_locked()
+
+    def close(self) -> None:
+        self.finish()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+class BarReporter:
+    """A rich progress bar on a terminal: one bar per stage, kept when it ends."""
+
+    def __init__(self, stream=None):
+        from rich.console import Console
+        from rich.progress import (BarColumn, Progress, SpinnerColumn, TextColumn,
+                                   TimeElapsedColumn)
+        self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                           TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
+                           console=Console(file=stream or sys.stderr), transient=False)
+        self._p.start()
+        self._task, self._stage = None, None
+        self._lock = threading.Lock()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        count = f"{done}/{total} frames" if total else ""
+        with self._lock:
+            if stage != self._stage:
+                self._finish_locked()
+                self._stage = stage
+                self._task = self._p.add_task(stage, total=total or None, count=count)
+            self._p.update(self._task, completed=done, total=total or None, count=count)
+
+    def _finish_locked(self) -> None:
+        if self._task is not None:
+            t = self._p.tasks[self._task]
+            if t.total is None:
+                self._p.update(self._task, total=1, completed=1)
+            self._p.stop_task(self._task)
+        self._task, self._stage = None, None
+
+    def finish(self) -> None:
+        with self._lock:
+            self._finish_locked()
+
+    def close(self) -> None:
+        self.finish()
+        self._p.stop()
+
+
+_active: list = []
+
+
+def reporter():
+    """The reporter long steps talk to (the innermost `reporting`, else a logging one)."""
+    if not _active:
+        _active.append(LogReporter())
+    return _active[-1]
+
+
+@contextmanager
+def reporting(kind: str = "log", stream=None):
+    """Route progress for the duration: kind 'bar' (a terminal), 'log' or 'none'."""
+    if kind == "bar":
+        try:
+            r = BarReporter(stream)
+        except ImportError:          # rich is optional: fall back to plain lines
+            r = LogReporter()
+    elif kind == "none":
+        r = _Silent()
+    else:
+        r = LogReporter()
+    _active.append(r)
+    try:
+        yield r
+    finally:
+        _active.remove(r)
+        r.close()
+
+
+class _Silent:
+    def __call__(self, stage, done, total):
+        pass
+
+    def finish(self):
+        pass
+
+    def close(self):
+        pass
+
+
+@contextmanager
+def task(stage: str, total: int = 0):
+    """A long step; yields update(done) for steps that count frames."""
+    r = reporter()
+    t0 = time.monotonic()
+    r(stage, 0, total)
+    log.debug("%s: started", stage)
+    try:
+        yield lambda done, _r=r: _r(stage, done, total)
+    finally:
+        r.finish()
+        log.debug("%s: %.2f s", stage, time.monotonic() - t0)
+
+
+def callback(prefix: str):
+    """A progress(stage, done, total) callback for code that reports its own stages
+    (rtlsim: 'compiling with Verilator', then 'simulating')."""
+    r = reporter()
+    return lambda stage, done, total: r(f"{prefix}: {stage}", done, total)
