@@ -84,6 +84,7 @@ class Accelerator:
                  budget: dict | None):
         self.model, self.design, self.board = model, design, board
         self.clock_mhz, self.budget = clock_mhz, budget
+        self.hardware: Design | None = None   # what csim / rtlsim build, if not `design`
 
     def estimate(self) -> dict:
         from .estimate import estimate
@@ -114,8 +115,8 @@ class Accelerator:
               backpressure: float = 0.0, seed: int = 0, hardware: Design | None = None
               ) -> dict:
         """The verification report (`bnncc cosim --json`); see bnncc.sim.cosim.
-        `hardware` replaces the design the csim / rtlsim levels build (tests use it to
-        check that a broken design is caught)."""
+        `hardware` (or the attribute of that name) replaces the design the csim / rtlsim
+        levels build: tests use it to check that a broken design is caught."""
         from .sim.cosim import LEVELS, cosim
         from .sim.reference import run_original
         levels = [str(lv) for lv in levels]
@@ -146,7 +147,8 @@ class Accelerator:
                                  f"the model outputs {want}", file="expect")
         return cosim(self.design, x, levels, backpressure=backpressure, seed=seed,
                      labels=labels, expect=expect,
-                     original=lambda v: run_original(self.model.path, v), hardware=hardware)
+                     original=lambda v: run_original(self.model.path, v),
+                     hardware=hardware or self.hardware)
 
 
 def inspect_lines(design: Design) -> list[str]:

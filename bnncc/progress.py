@@ -4,10 +4,10 @@ Every long step runs inside `task(stage, total)`; what the user sees depends on 
 the output goes:
 - a terminal (the CLI, stderr a tty): a `rich` progress bar, one line per stage;
 - anything else (a log file, CI, a notebook with logging configured): plain lines on the
-  `bnncc` logger, a first one after `INTERVAL` seconds and then at least every
-  `INTERVAL` seconds while the step runs (a heartbeat thread, so a step that reports
-  nothing, such as a Verilator build, still shows it is alive), and a closing line.
-Steps shorter than `INTERVAL` print nothing, so quick commands stay quiet.
+  `bnncc` logger, one whenever `INTERVAL` seconds have passed since the last while a
+  step runs (a heartbeat thread, so a step that reports nothing, such as a Verilator
+  build, still shows it is alive), and a closing line for a step that printed one.
+A command that ends within `INTERVAL` seconds prints nothing.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ INTERVAL = float(os.environ.get("BNNCC_PROGRESS_INTERVAL", "5"))
 class LogReporter:
     """Plain periodic lines on the logger; thread-safe."""
 
-    def __init__(self, interval: float = INTERVAL):
-        self.interval = interval
+    def __init__(self, interval: float | None = None):
+        self.interval = INTERVAL if interval is None else interval
         self._lock = threading.Lock()
         self._stage, self._done, self._total = None, 0, 0
         self._t0 = self._last = 0.0
@@ -53,7 +53,9 @@ class LogReporter:
             if stage != self._stage:
                 self._finish_locked()
                 self._stage, self._t0 = stage, time.monotonic()
-                self._last, self._said = self._t0, False
+                self._said = False
+                if not self._last:       # the interval runs across stages, so a row of
+                    self._last = self._t0    # short steps still shows signs of life
             self._done, self._total = done, total
         if self._thread is None:
             self._thread = threading.Thread(target=self._beat, daemon=True)
@@ -62,6 +64,7 @@ class LogReporter:
     def _finish_locked(self) -> None:
         if self._stage is not None and self._said:
             log.info(self._line(final=True))
+            self._last = time.monotonic()
         self._stage = None
 
     def finish(self) -> None:
@@ -83,9 +86,11 @@ class BarReporter:
         from rich.console import Console
         from rich.progress import (BarColumn, Progress, SpinnerColumn, TextColumn,
                                    TimeElapsedColumn)
-        self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                           BarColumn(complete_style="cyan", finished_style="green"),
                            TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
-                           console=Console(file=stream or sys.stderr), transient=False)
+                           console=Console(file=stream or sys.stderr), transient=False,
+                           redirect_stdout=False, redirect_stderr=False)
         self._p.start()
         self._task, self._stage = None, None
         self._lock = threading.Lock()
@@ -101,9 +106,10 @@ class BarReporter:
 
     def _finish_locked(self) -> None:
         if self._task is not None:
-            t = self._p.tasks[self._task]
-            if t.total is None:
-                self._p.update(self._task, total=1, completed=1)
+            t = next(t for t in self._p.tasks if t.id == self._task)
+            total = t.total or 1
+            self._p.update(self._task, total=total, completed=total,
+                           count=f"{int(total)}/{int(total)} frames" if t.total else "")
             self._p.stop_task(self._task)
         self._task, self._stage = None, None
 
@@ -166,6 +172,7 @@ def task(stage: str, total: int = 0):
     log.debug("%s: started", stage)
     try:
         yield lambda done, _r=r: _r(stage, done, total)
+        r(stage, total, total)
     finally:
         r.finish()
         log.debug("%s: %.2f s", stage, time.monotonic() - t0)

@@ -86,7 +86,8 @@ The host keeps the float work before the first and after the last hardware layer
 
 def report_files(design, board, clock_mhz: float, source: str,
                  budget: dict | None = None) -> dict[str, bytes]:
-    from .estimate import estimate, plot_png
+    from .estimate import estimate
+    from .plot import plot_png
     s = summary(design, board, clock_mhz, budget)
     q = design.input_stage.quant
     ops = ", ".join(op.op for op in design.output_stage.chain) or "none"

@@ -110,7 +110,7 @@ def cosim(design, x: np.ndarray, levels: list[str], backpressure: float = 0.0,
             report.update(stats)
         seconds[lv] = time.perf_counter() - t0
     report["seconds"] = {lv: round(s, 3) for lv, s in seconds.items()}
-    report["fps"] = {lv: round(n / s, 1) if s > 0 else None for lv, s in seconds.items()}
+    report["fps"] = {lv: float(f"{n / s:.4g}") if s > 0 else None for lv, s in seconds.items()}
 
     int_levels = [lv for lv in levels if lv in ints]
     for lv in int_levels[1:]:
@@ -157,7 +157,9 @@ def summary(rep: dict) -> str:
     rows = [head, ["---"] * len(head)]
     fmt = lambda v, f: "" if v is None else format(v, f)
     for lv in levels:
-        r = [lv, fmt(rep["seconds"].get(lv), ".2f"), fmt(rep["fps"].get(lv), ",.1f")]
+        f = rep["fps"].get(lv)
+        r = [lv, fmt(rep["seconds"].get(lv), ".2f"),
+             "" if f is None else (f"{f:,.0f}" if f >= 100 else f"{f:.3g}")]
         if "accuracy" in rep:
             r.append(fmt(rep["accuracy"].get(lv), ".4f"))
         if ref:
