@@ -28,7 +28,8 @@ def load(model_path: str, input_type: str | None = None, input_scale: float = 1.
 
 def load_model(path: str, input_type: str | None = None, input_scale: float = 1.0) -> "Model":
     """ONNX file -> Model (`bnncc.load`)."""
-    return Model(str(path), import_model(str(path), input_type, input_scale))
+    with progress.task("loading and lowering the model"):
+        return Model(str(path), import_model(str(path), input_type, input_scale))
 
 
 class Model:

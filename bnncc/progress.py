@@ -29,7 +29,8 @@ class LogReporter:
         self.interval = INTERVAL if interval is None else interval
         self._lock = threading.Lock()
         self._stage, self._done, self._total = None, 0, 0
-        self._t0 = self._last = 0.0
+        self._t0 = 0.0
+        self._last = time.monotonic()    # the interval runs from the reporter's start
         self._said = False
         self._stop = threading.Event()
         self._thread = None
@@ -53,9 +54,8 @@ class LogReporter:
             if stage != self._stage:
                 self._finish_locked()
                 self._stage, self._t0 = stage, time.monotonic()
-                self._said = False
-                if not self._last:       # the interval runs across stages, so a row of
-                    self._last = self._t0    # short steps still shows signs of life
+                self._said = False       # _last is kept across stages, so a row of short
+                                         # steps still shows signs of life
             self._done, self._total = done, total
         if self._thread is None:
             self._thread = threading.Thread(target=self._beat, daemon=True)

@@ -486,21 +486,6 @@ def test_progress_callback():
     assert done == sorted(done)
 
 
-def test_progress_bar_text():
-    import io
-
-    from bnncc.sim.cosim import ProgressBar
-    s = io.StringIO()
-    bar = ProgressBar(s, width=10)
-    bar("compiling with Verilator", 0, 0)
-    bar("simulating", 5, 10)
-    bar("simulating", 10, 10)
-    bar.close()
-    text = s.getvalue()
-    assert text.count("\r") == 3 and "[#####.....] 5/10" in text and "[##########] 10/10" in text
-    assert text.endswith("\n") and text.count("\n") == 1
-
-
 def _tfc_inputs(tmp_path, n=20) -> Path:
     entry = next(e for e in _index() if e["name"] == "tfc_1w1a")
     p = tmp_path / "x.npy"
