@@ -104,7 +104,9 @@ class Accelerator:
         """Write the project to outdir (refused if bnncc did not create it, unless
         force); returns its path."""
         from .project import write_project
-        return write_project(self.files(), str(outdir), force=force)
+        with progress.task("generating the project"):
+            files = self.files()
+        return write_project(files, str(outdir), force=force)
 
     def predict(self, x, engine: str = "golden") -> np.ndarray:
         """Model outputs for a float batch through golden, csim or rtlsim."""

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from . import __version__, api
+from . import __version__
 from .errors import BnnccError
 
 
@@ -54,7 +54,8 @@ def _scale(text: str) -> float:
     return v
 
 
-def _model(a) -> "api.Model":
+def _model(a):
+    from . import api          # imported once progress reporting runs (onnx is slow to import)
     return api.load_model(a.model, a.input_type, a.input_scale)
 
 
@@ -69,7 +70,7 @@ def _budget(a) -> dict | None:
     return b or None
 
 
-def _fold(a) -> "api.Accelerator":
+def _fold(a):
     """Load and fold for the target: every command that builds hardware goes through
     here, so what is simulated is what is compiled."""
     return _model(a).fold(board=a.board, fps=a.fps, clock_mhz=a.clock_mhz,
@@ -95,6 +96,7 @@ def cmd_run(a) -> int:
 
 
 def _input(acc, path: str) -> np.ndarray:
+    from . import api
     return api.input_array(acc.design, _load_npy(path), path)
 
 
@@ -311,7 +313,7 @@ def _ui(a) -> int:
     log.propagate = False
     kind = "none" if quiet else ("bar" if sys.stderr.isatty() else "log")
     try:
-        with progress.reporting(kind, sys.stderr):
+        with progress.reporting(kind, sys.stderr, base=a.cmd):
             return a.fn(a)
     finally:
         log.removeHandler(handler)

@@ -15,10 +15,34 @@ RES_COLORS = (("LUT", "#55a868"), ("FF", "#8172b2"), ("BRAM18", "#dd8452"))
 
 def plot_png(est: dict) -> bytes:
     try:
-        import matplotlib
+        matplotlib = _import_matplotlib()
     except ImportError:
         return _pillow_png(est)
     return _matplotlib_png(est, matplotlib)
+
+
+def _import_matplotlib():
+    """matplotlib, imported so that `bnncc compile` writes nothing outside its output
+    directory: on first import matplotlib writes a font list into its config folder, so
+    unless the user chose one (MPLCONFIGDIR) or matplotlib is already loaded, it gets a
+    temporary folder, removed at once (the font list stays in memory)."""
+    import os
+    import sys
+    if "matplotlib" in sys.modules or os.environ.get("MPLCONFIGDIR"):
+        import matplotlib
+        import matplotlib.figure  # noqa: F401
+        return matplotlib
+    import shutil
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="bnncc-mpl-")
+    os.environ["MPLCONFIGDIR"] = tmp
+    try:
+        import matplotlib
+        import matplotlib.figure  # noqa: F401  (builds the font list)
+    finally:
+        del os.environ["MPLCONFIGDIR"]
+        shutil.rmtree(tmp, ignore_errors=True)
+    return matplotlib
 
 
 def _matplotlib_png(est: dict, matplotlib) -> bytes:
@@ -28,8 +52,9 @@ def _matplotlib_png(est: dict, matplotlib) -> bytes:
     n = max(1, len(rows))
     cap = est["capacity"]
     res = [(k, c) for k, c in RES_COLORS if cap.get(k)]
-    with matplotlib.rc_context({"font.size": 9, "svg.hashsalt": "bnncc",
-                                "path.simplify": False}):
+    import matplotlib.style
+    # matplotlib's defaults, not the user's matplotlibrc: the same design, the same bytes
+    with matplotlib.style.context("default"), matplotlib.rc_context({"font.size": 9}):
         fig = Figure(figsize=(max(6.0, 0.42 * n + 2.0), 6.4), dpi=100,
                      layout="constrained")
         fig.get_layout_engine().set(w_pad=0.1, h_pad=0.08)   # inches of white margin
@@ -41,7 +66,7 @@ def _matplotlib_png(est: dict, matplotlib) -> bytes:
         ax1.set_yscale("log")
         ax1.axhline(ii, color="#c44e52", lw=1, ls="--",
                     label=f"interval {ii:,} cycles (bottleneck {est['bottleneck']})")
-        ax1.set_ylim(top=ii * 6)         # headroom for the legend above the line
+        ax1.set_ylim(0.8, ii * 6)        # bars from 1 cycle; headroom for the legend
         ax1.set_ylabel("cycles per frame")
         ax1.legend(loc="upper right", fontsize=8, frameon=False)
         ax1.grid(axis="y", which="major", alpha=0.3)

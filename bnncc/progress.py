@@ -25,17 +25,20 @@ INTERVAL = float(os.environ.get("BNNCC_PROGRESS_INTERVAL", "5"))
 class LogReporter:
     """Plain periodic lines on the logger; thread-safe."""
 
-    def __init__(self, interval: float | None = None):
+    def __init__(self, interval: float | None = None, base: str | None = None):
         self.interval = INTERVAL if interval is None else interval
         self._lock = threading.Lock()
-        self._stage, self._done, self._total = None, 0, 0
-        self._t0 = 0.0
-        self._last = time.monotonic()    # the interval runs from the reporter's start
+        self._base = base                # shown between steps (a command's own work)
+        self._stage, self._done, self._total = base, 0, 0
+        self._t0 = self._began = time.monotonic()
+        self._last = self._began         # the interval runs from the reporter's start
         self._said = False
         self._stop = threading.Event()
         self._thread = None
 
     def _line(self, final: bool = False) -> str:
+        if self._stage == self._base:
+            return f"{self._base}: {time.monotonic() - self._began:.0f} s"
         el = time.monotonic() - self._t0
         what = f"{self._done}/{self._total} frames, " if self._total else ""
         return f"{self._stage}: {'done, ' if final else ''}{what}{el:.0f} s"
@@ -57,15 +60,20 @@ class LogReporter:
                 self._said = False       # _last is kept across stages, so a row of short
                                          # steps still shows signs of life
             self._done, self._total = done, total
+        self._start()
+
+    def _start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._beat, daemon=True)
             self._thread.start()
 
     def _finish_locked(self) -> None:
-        if self._stage is not None and self._said:
+        if self._stage is not None and self._stage != self._base and self._said:
             log.info(self._line(final=True))
             self._last = time.monotonic()
-        self._stage = None
+        if self._stage != self._base:
+            self._stage, self._done, self._total = self._base, 0, 0
+            self._t0 = time.monotonic()
 
     def finish(self) -> None:
         with self._lock:
@@ -73,6 +81,7 @@ class LogReporter:
 
     def close(self) -> None:
         self.finish()
+        self._base = self._stage = None
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -133,17 +142,21 @@ def reporter():
 
 
 @contextmanager
-def reporting(kind: str = "log", stream=None):
-    """Route progress for the duration: kind 'bar' (a terminal), 'log' or 'none'."""
+def reporting(kind: str = "log", stream=None, base: str | None = None):
+    """Route progress for the duration: kind 'bar' (a terminal), 'log' or 'none'.
+    `base` names the work between steps in log lines (the CLI passes the command)."""
+    r = None
     if kind == "bar":
         try:
             r = BarReporter(stream)
         except ImportError:          # rich is optional: fall back to plain lines
-            r = LogReporter()
+            pass
     elif kind == "none":
         r = _Silent()
-    else:
-        r = LogReporter()
+    if r is None:
+        r = LogReporter(base=base)
+        if base is not None:
+            r._start()
     _active.append(r)
     try:
         yield r
@@ -178,8 +191,10 @@ def task(stage: str, total: int = 0):
         log.debug("%s: %.2f s", stage, time.monotonic() - t0)
 
 
-def callback(prefix: str):
+def callback(prefix: str, first: str = "preparing"):
     """A progress(stage, done, total) callback for code that reports its own stages
-    (rtlsim: 'compiling with Verilator', then 'simulating')."""
+    (rtlsim: 'compiling with Verilator', then 'simulating'); the `first` stage runs
+    until the code reports one."""
     r = reporter()
+    r(f"{prefix}: {first}", 0, 0)
     return lambda stage, done, total: r(f"{prefix}: {stage}", done, total)

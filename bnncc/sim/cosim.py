@@ -36,7 +36,8 @@ def run_engine(design, engine: str, q: np.ndarray, backpressure: float = 0.0,
         from . import rtlsim
         out, st = rtlsim.simulate(design, q, backpressure=backpressure,
                                   input_gaps=backpressure, seed=seed,
-                                  progress=progress.callback("RTL simulation"))
+                                  progress=progress.callback("RTL simulation",
+                                                            "generating Verilog"))
         progress.reporter().finish()
         stats = {"cycles_per_frame_measured": st["cycles_per_frame"],
                  "cycles_per_frame_estimated": st["cycles_per_frame_estimated"],
