@@ -19,7 +19,8 @@ import time
 from contextlib import contextmanager
 
 log = logging.getLogger("bnncc")
-INTERVAL = float(os.environ.get("BNNCC_PROGRESS_INTERVAL", "5"))
+# 4 s: a line at least every 10 s even when a loaded machine delays the heartbeat thread
+INTERVAL = float(os.environ.get("BNNCC_PROGRESS_INTERVAL", "4"))
 
 
 class LogReporter:
