@@ -28,7 +28,7 @@ import networkx as nx
 import numpy as np
 
 from .errors import BnnccError
-from .layers import MVAU, Concat, LabelSelect, SlidingWindow, WidthConverter
+from .layers import MVAU, VVAU, Concat, LabelSelect, SlidingWindow, WidthConverter
 from .layers.cost import RES, fifo_resources
 from .passes.fifos import FIFO_MIN_DEPTH, base_depth
 
@@ -50,6 +50,8 @@ def in_elems(layer) -> int:
         return layer.channels if layer.parallel else layer.simd
     if isinstance(layer, MVAU):
         return layer.simd
+    if isinstance(layer, VVAU):
+        return layer.in_word
     if isinstance(layer, WidthConverter):
         return layer.in_elems
     return getattr(layer, "pe", 1)
@@ -61,6 +63,8 @@ def out_elems(layer) -> int:
         return layer.out_shape[-1] if layer.parallel else layer.simd
     if isinstance(layer, LabelSelect):
         return 1
+    if isinstance(layer, VVAU):
+        return layer.out_word
     if isinstance(layer, WidthConverter):
         return layer.out_elems
     return getattr(layer, "pe", 1)

@@ -187,7 +187,7 @@ def _swg(l: SlidingWindow, mod: str, files: dict) -> dict:
                 need_span=span, wordw=l.simd * eb, padword=hexword([pad_code] * l.simd, eb),
                 aw=ubits(nr * roww - 1), rw_w=ubits(roww - 1), cntw=ubits(nr), hw=ubits(ih),
                 sw_w=m.bit_length() + 1, ohw=ubits(oh - 1), oww=ubits(ow - 1), kyw=ubits(kh - 1),
-                kxw=ubits(kw - 1), cfw=ubits(cf - 1),
+                kxw=ubits(kw - 1), cfw=ubits(cf - 1), depthwise=bool(l.depthwise),
                 ram_style="block" if nr * roww * l.simd * eb >= 16384 else "distributed")
 
 
