@@ -6,17 +6,9 @@ import pytest
 from bnncc.datatypes import DataType
 from bnncc.layers.thresholding import apply_thresholds
 from bnncc.testing.designs import rand_values
+from bnncc.testing.grouped import UNIT_CASES as CASES
 from bnncc.testing.grouped import grouped_layers, reference_conv
 
-CASES = [  # (H, W, C_in), C_out, groups, kernel, stride, pads, idt, wdt, nt, pe
-    ((6, 6, 8), 8, 8, (3, 3), (1, 1), (1, 1, 1, 1), DataType.uint(4), DataType.int(4), 15, 2),
-    ((7, 7, 4), 8, 4, (3, 3), (2, 2), (1, 1, 1, 1), DataType.int(3), DataType.int(2), 3, 4),
-    ((5, 6, 6), 6, 3, (3, 2), (1, 2), (0, 1, 0, 0), DataType.uint(2), DataType.int(3), 0, 1),
-    ((6, 6, 8), 4, 2, (1, 1), (1, 1), (0, 0, 0, 0), DataType.int(4), DataType.bipolar(), 7, 2),
-    ((6, 5, 4), 4, 4, (3, 3), (1, 1), (0, 0, 0, 0), DataType.bipolar(), DataType.bipolar(), 1, 2),
-    ((6, 6, 6), 12, 3, (2, 2), (2, 1), (0, 0, 1, 1), DataType.bipolar(), DataType.bipolar(), 0, 3),
-    ((5, 5, 4), 8, 4, (3, 3), (1, 1), (0, 0, 0, 0), DataType.bipolar(), DataType.int(3), 3, 1),
-]
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))

@@ -56,3 +56,16 @@ def grouped_layers(rng, shape, c_out: int, groups: int, kernel=(3, 3), stride=(1
               groups=groups, kernel=(kh, kw), binary=binary, accdt=accdt, thresholds=thr,
               tdt=DataType.for_range(int(lo.min()) - 1, int(hi.max()) + 2) if nt else None, pe=pe)
     return swg, vv, w4
+
+
+# Hand-built unit cases: (H, W, C_in), C_out, groups, kernel, stride, pads, idt, wdt,
+# thresholds per channel (0: raw accumulators), PE
+UNIT_CASES = [
+    ((6, 6, 8), 8, 8, (3, 3), (1, 1), (1, 1, 1, 1), DataType.uint(4), DataType.int(4), 15, 2),
+    ((7, 7, 4), 8, 4, (3, 3), (2, 2), (1, 1, 1, 1), DataType.int(3), DataType.int(2), 3, 4),
+    ((5, 6, 6), 6, 3, (3, 2), (1, 2), (0, 1, 0, 0), DataType.uint(2), DataType.int(3), 0, 1),
+    ((6, 6, 8), 4, 2, (1, 1), (1, 1), (0, 0, 0, 0), DataType.int(4), DataType.bipolar(), 7, 2),
+    ((6, 5, 4), 4, 4, (3, 3), (1, 1), (0, 0, 0, 0), DataType.bipolar(), DataType.bipolar(), 1, 2),
+    ((6, 6, 6), 12, 3, (2, 2), (2, 1), (0, 0, 1, 1), DataType.bipolar(), DataType.bipolar(), 0, 3),
+    ((5, 5, 4), 8, 4, (3, 3), (1, 1), (0, 0, 0, 0), DataType.bipolar(), DataType.int(3), 3, 1),
+]
