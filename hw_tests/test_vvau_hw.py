@@ -1,6 +1,6 @@
 """Depthwise / grouped convolution in hardware: the depthwise-order sliding window and the
 VVAU through g++ C simulation (both code paths) and Verilator, on hand-built layers and on
-random grouped networks (bnncc.testing.netgen_grouped), integers compared exactly."""
+random grouped networks (bnncc.testing.netgen.grouped), integers compared exactly."""
 import os
 import shutil
 
@@ -13,7 +13,7 @@ from bnncc.sim import csim, rtlsim
 from bnncc.testing.designs import chain_design, rand_values
 from bnncc.testing.grouped import UNIT_CASES as CASES
 from bnncc.testing.grouped import grouped_layers
-from bnncc.testing.netgen_grouped import random_grouped_network
+from bnncc.testing.netgen.grouped import random_grouped_network
 
 needs_gxx = pytest.mark.skipif(shutil.which(csim.CXX) is None, reason="g++ not found")
 

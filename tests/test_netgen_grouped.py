@@ -1,11 +1,11 @@
-"""Random depthwise / grouped convolution networks (bnncc.testing.netgen_grouped): the
+"""Random depthwise / grouped convolution networks (bnncc.testing.netgen.grouped): the
 golden model equals qonnx's executor exactly on all of them, and they exercise what they
 claim (VVAUs with several group counts, binary and integer, strides and pads)."""
 import numpy as np
 import pytest
 
 from bnncc.frontend.lower import lower
-from bnncc.testing.netgen_grouped import GROUPED_FAMILIES, random_grouped_network
+from bnncc.testing.netgen.grouped import GROUPED_FAMILIES, random_grouped_network
 
 N = 100
 

@@ -1,5 +1,5 @@
 """Random QONNX networks with depthwise and grouped convolutions (the families the
-VVAU serves), kept apart from netgen.py's families.
+VVAU serves), kept apart from the other families of the package.
 
 Each network: an input quantizer (signed / unsigned integer, or bipolar for the binary
 family), two to four Conv layers where most are grouped (depthwise with a depth
@@ -14,7 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .netgen import QONNX_DOMAIN, NetCase, reference_outputs
+from .common import QONNX_DOMAIN, NetCase
+from .reference import reference_outputs
 
 GROUPED_FAMILIES = ("grouped-int", "grouped-binary")
 
