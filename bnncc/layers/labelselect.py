@@ -29,7 +29,9 @@ class LabelSelect(Layer):
         return {"k": self.k, "labels": self.labels}
 
     def cycles(self) -> int:
-        return self.labels // self.pe
+        """One input word per cycle; the k output words of a frame go out while the next
+        frame is read, so only a frame shorter than k words waits for them."""
+        return max(self.labels // self.pe, self.k)
 
     # ------------------------------------------------------------------ resource model
     def features(self, style=None) -> tuple[list, list]:
