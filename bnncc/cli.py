@@ -190,8 +190,6 @@ def cmd_sweep(a) -> int:
     budget = _budget_list(a.budget)
     budget_of(boards[0], budget)                      # unknown resources fail here
     refs = [model_ref(m, a.input_type, a.input_scale) for m in a.models]
-    for m in a.models:                                # bad models fail before any cluster
-        api.load(m, a.input_type, a.input_scale)
     data = {r.sha256: read_model(r.path) for r in refs}
     with executor(a.scheduler, a.workers) as ex:
         res = sweep(refs, boards, clocks, a.points, budget, ex, data if ex.kind == "dask" else None)

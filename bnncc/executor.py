@@ -58,12 +58,21 @@ class DaskExecutor:
 
     def __init__(self, client):
         self.client = client
+        self._shared: dict[int, tuple] = {}      # id(value) -> (value, future)
+
+    def _share(self, value):
+        """One copy of `value` on every worker for this executor's life (a random key:
+        keys named after the data would be released and re-used between calls)."""
+        if id(value) not in self._shared:
+            fut, = self.client.scatter([value], broadcast=True, hash=False)
+            self._shared[id(value)] = (value, fut)
+        return self._shared[id(value)][1]
 
     def map(self, fn, items, **shared):
         items = list(items)
         if not items:
             return []
-        kw = {k: self.client.scatter(v, broadcast=True, hash=False) for k, v in shared.items()}
+        kw = {k: self._share(v) for k, v in shared.items()}
         futures = self.client.map(fn, items, pure=False, **kw)
         return self.client.gather(futures)
 

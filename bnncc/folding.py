@@ -244,11 +244,13 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
         if pe_pin not in pes:
             raise BnnccError(f"config: PE={pe_pin} of {mv.name} does not divide MH={mv.mh}")
         pes = [pe_pin]
+    par_pin = pins.get(swg.name, {}).get("parallel") if swg is not None else None
+    par_ok = swg is not None and _offer_parallel(swg) and par_pin is not False
     if simd_pin is not None:
-        if simd_pin not in simds:
+        if simd_pin not in simds and not (par_ok and mv.mw % simd_pin == 0):
             raise BnnccError(f"config: SIMD={simd_pin} of {mv.name} must divide MW={mv.mw}"
                              + (f" and the {swg.channels} channels of {swg.name}" if swg else ""))
-        simds = [simd_pin]
+        simds = [s for s in simds if s == simd_pin]
     if st_pin is not None:
         st_pin = {"bram": "block", "lutram": "lut", "distributed": "lut", "ultra": "uram"}.get(
             str(st_pin).lower(), str(st_pin).lower())
@@ -259,12 +261,10 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
            swg.parallel if swg is not None else None)
     opts, cyc, res = [], [], []
     swg_cache = {}
-    modes = [(s, False) for s in simds]
-    if swg is not None and _offer_parallel(swg) and pins.get(swg.name, {}).get("parallel", True):
-        par_simds = [s for s in divisors(mv.mw) if simd_pin is None or s == simd_pin]
-        if pins.get(swg.name, {}).get("parallel") is True:    # pinned on: parallel only
-            modes = []
-        modes += [(s, True) for s in par_simds]
+    # a parallel window pinned on offers only parallel modes, pinned off only serial ones
+    modes = [] if par_ok and par_pin is True else [(s, False) for s in simds]
+    if par_ok:
+        modes += [(s, True) for s in divisors(mv.mw) if simd_pin is None or s == simd_pin]
     try:
         for simd, par in modes:
             if swg is not None:

@@ -273,11 +273,18 @@ def plot_png(res: dict, model: str) -> bytes:
     clocks = {r["board"]: set() for r in rows}
     for r in rows:
         clocks[r["board"]].add(r["clock_mhz"])
-    for r in rows:
+    styles = ["-", "--", "-.", ":"]
+    for k, r in enumerate(rows):
         x = [100 * p["utilization"]["LUT"] for p in r["pareto"]]
         y = [p["fps"] for p in r["pareto"]]
         label = r["board_name"] + (f" @ {r['clock_mhz']:g} MHz" if len(clocks[r["board"]]) > 1 else "")
-        line, = ax.plot(x, y, "-", drawstyle="steps-post", linewidth=1.2, label=label)
+        sx, sy = [], []            # staircase: the fastest design within each LUT share
+        for a, b in sorted(zip(x, y)):
+            if not sy or b > sy[-1]:
+                sx.append(a)
+                sy.append(b)
+        line, = ax.plot(sx, sy, styles[k % len(styles)], drawstyle="steps-post",
+                        linewidth=1.2, label=label)
         fit = [p["fits"] for p in r["pareto"]]
         ax.scatter([a for a, f in zip(x, fit) if f], [b for b, f in zip(y, fit) if f],
                    s=14, color=line.get_color(), zorder=3)
