@@ -610,6 +610,9 @@ def folding_config(design) -> dict:
         if isinstance(layer, MVAU):
             layers[layer.name] = {"PE": layer.pe, "SIMD": layer.simd,
                                   "mem_style": layer.mem_style or layer.default_mem_style()}
+        elif isinstance(layer, VVAU):
+            layers[layer.name] = {"PE": layer.pe,
+                                  "mem_style": layer.mem_style or layer.default_mem_style()}
         elif isinstance(layer, SlidingWindow):
             layers[layer.name] = {"SIMD": layer.simd, "parallel": bool(layer.parallel)}
         elif _channel_pe_attr(layer) is not None:
