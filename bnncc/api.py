@@ -38,7 +38,7 @@ def input_array(design: Design, x: np.ndarray, path: str = "input") -> np.ndarra
     float32 cannot hold, and an empty batch."""
     want = tuple(design.input_shape[1:])
     x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
+    if x.dtype.kind not in "iuf":
         what = {"c": "complex values (the imaginary part would be lost)",
                 "O": "Python objects"}.get(x.dtype.kind, f"dtype {x.dtype}")
         raise BnnccError(f"input batch holds {what}; expected float32", file=path)

@@ -118,7 +118,13 @@ class ComputeOps:
         if np.any(r_c != 1):   # per-channel input scales become integer weight factors
             wq = wq * r_c.reshape(1, -1, 1, 1)
             wdt = DataType.for_values(wq)
+        if wq.ndim != 4:
+            raise self.err(f"Conv weights must be 4-D (OC, IC, KH, KW), got {list(wq.shape)}",
+                           node)
         oc, ic, kh, kw = wq.shape
+        if "kernel_shape" in attrs and list(attrs["kernel_shape"]) != [kh, kw]:
+            raise self.err(f"kernel_shape {list(attrs['kernel_shape'])} contradicts the "
+                           f"weights' {kh}x{kw} kernel", node)
         _, c, h, wd = x.shape
         if ic != c:
             raise self.err(f"weights expect {ic} input channels, tensor has {c}", node)
