@@ -50,7 +50,8 @@ def input_array(design: Design, x: np.ndarray, path: str = "input") -> np.ndarra
     if x.shape[0] == 0:
         raise BnnccError("input batch is empty (0 frames)", file=path)
     bad = ~np.isfinite(x) if x.dtype.kind == "f" else np.zeros(x.shape, bool)
-    y = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = x.astype(np.float32)
     if not bad.any():
         bad = ~np.isfinite(y)
     if bad.any():

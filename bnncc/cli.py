@@ -10,6 +10,7 @@ import argparse
 import errno
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -283,7 +284,10 @@ def main(argv=None) -> int:
             args = parser().parse_args(argv)
         except SystemExit as e:   # --help, --version, or a usage error already printed
             return e.code if isinstance(e.code, int) else 2
-        rc = args.fn(args)
+        with warnings.catch_warnings():
+            if not debug:   # one line on stderr means no library warnings either
+                warnings.simplefilter("ignore")
+            rc = args.fn(args)
         sys.stdout.flush()
         return rc
     except BnnccError as e:
