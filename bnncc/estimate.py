@@ -13,7 +13,7 @@ import io
 
 from .folding import DEFAULT_BUDGET, budget_of, in_elems, out_elems
 from .ir import INPUT
-from .layers import MVAU, SlidingWindow
+from .layers import MVAU, VVAU, SlidingWindow
 from .layers.cost import RES, add, fifo_resources, generic_resources
 from .passes.fifos import fifo_depths
 
@@ -35,7 +35,7 @@ def layer_estimates(design) -> list[dict]:
             prod = design.layer(p)
             fifo = add(fifo, fifo_resources(out_elems(prod) * prod.odt.bits, depths[(l.name, i)]))
         tot = add(r, fifo)
-        if isinstance(l, MVAU):
+        if isinstance(l, (MVAU, VVAU)):
             style = STYLE_NAMES[l.mem_style or l.default_mem_style()]
         elif isinstance(l, SlidingWindow):
             style = STYLE_NAMES[l.buffer_shape()[2]]

@@ -7,7 +7,8 @@ from .streams import AddStreams, Concat, Duplicate
 from .sumpool import SumPool
 from .swg import SlidingWindow
 from .thresholding import Thresholding
+from .vvau import VVAU
 
 KINDS = {cls.kind: cls for cls in (MVAU, Thresholding, SlidingWindow, MaxPool, LabelSelect,
                                          WidthConverter, AddStreams, Concat, Duplicate,
-                                         SumPool)}
+                                         SumPool, VVAU)}
