@@ -222,7 +222,7 @@ def _graph_cases():
         "opset_twice": lambda: M(nodes, inits, opsets=[helper.make_opsetid("", 13), helper.make_opsetid("", 11), helper.make_opsetid(QDOM, 1)]),
         "custom_opset_0": lambda: M(nodes, inits, opsets=[helper.make_opsetid("", 13), helper.make_opsetid(QDOM, 0)]),
         "custom_opset_huge": lambda: M(nodes, inits, opsets=[helper.make_opsetid("", 13), helper.make_opsetid(QDOM, 1 << 40)]),
-        "grouped_conv": lambda: _grouped_conv(),
+        "grouped_conv_uneven": lambda: _grouped_conv(3),
         "acc_over_64_bits": lambda: _wide_acc(),
     }
 
@@ -240,14 +240,14 @@ def _bad_raw():
     return m
 
 
-def _grouped_conv():
+def _grouped_conv(group=2):
     rng = np.random.default_rng(0)
     inits = [_c("s8", 2.0 ** -7), _c("z", 0.0), _c("b8", 8.0), _c("one", 1.0),
              _c("w", rng.standard_normal((4, 2, 3, 3)))]
     nodes = [helper.make_node("Quant", ["x", "s8", "z", "b8"], ["xq"], domain=QDOM,
                               signed=1, narrow=0, rounding_mode="ROUND"),
              helper.make_node("BipolarQuant", ["w", "one"], ["wq"], domain=QDOM),
-             helper.make_node("Conv", ["xq", "wq"], ["y"], group=2, kernel_shape=[3, 3])]
+             helper.make_node("Conv", ["xq", "wq"], ["y"], group=group, kernel_shape=[3, 3])]
     return model(nodes, inits, [helper.make_tensor_value_info("x", F, [1, 4, 6, 6])],
                  [helper.make_tensor_value_info("y", F, [1, 4, 4, 4])])
 
@@ -393,6 +393,7 @@ LEGAL_CASES = {
     "legal_conv_stride_2": lambda: _conv_legal(2, "strides", [2, 2], 4),
     "legal_conv_no_pads": lambda: _conv_legal(2, "pads", [0, 0, 0, 0], 16),
     "legal_output_identity": lambda: _output_identity(),
+    "legal_grouped_conv": lambda: _grouped_conv(2),
     "legal_no_custom_opset": lambda: model(*good_nodes(), opsets=[helper.make_opsetid("", 13)]),
 }
 LEGAL_BATCHES = {"legal_batch_float64": np.linspace(-2, 2, 48).reshape(3, 16),
@@ -478,9 +479,12 @@ def make_case(name: str, folder: str) -> Case:
         raise KeyError(name)
     open(path, "wb").write(m.SerializeToString())
     if batch is None and batch_file is None:   # a well-formed batch for the model's input
-        conv = name in _CONV_ATTRS or name in _CONV_INITS or "conv" in name or "maxpool" in name
-        batch = np.linspace(-1, 1, 2 * int(np.prod(CONV_IN if conv else [1, 16]))).reshape(
-            [2] + (CONV_IN if conv else [1, 16])[1:]).astype(np.float32)
+        dims = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim] \
+            if m.graph.input else []
+        if not dims or not all(0 < d < 4096 for d in dims) or np.prod(dims) > 1 << 16:
+            dims = [1, 16]
+        batch = np.linspace(-1, 1, 2 * int(np.prod(dims[1:]))).reshape([2] + dims[1:])
+        batch = batch.astype(np.float32)
     return Case(path, kind, args, batch, batch_file)
 
 
