@@ -277,7 +277,7 @@ _MLP_ATTRS = {
     "bn_unknown_attr": (3, "bogus", 1),
 }
 _MLP_INITS = {
-    "bad_bitwidth": ("b8", 2.5), "bitwidth_0": ("b8", 0.0), "bitwidth_33": ("b8", 33.0),
+    "bad_bitwidth": ("b8", 2.5), "bitwidth_vector_nan": ("b8", [8.0] * 15 + [np.nan]), "bitwidth_33": ("b8", 33.0),
     "bitwidth_negative": ("b8", -8.0), "bitwidth_nan": ("b8", np.nan), "bitwidth_inf": ("b8", np.inf),
     "bitwidth_vector": ("b8", [8.0, 8.0]), "bitwidth_huge": ("b8", 1e9),
     "scale_zero": ("s8", 0.0), "scale_negative": ("s8", -0.5), "scale_nan": ("s8", np.nan),
@@ -394,6 +394,7 @@ LEGAL_CASES = {
     "legal_conv_no_pads": lambda: _conv_legal(2, "pads", [0, 0, 0, 0], 16),
     "legal_output_identity": lambda: _output_identity(),
     "legal_grouped_conv": lambda: _grouped_conv(2),
+    "legal_bitwidth_0": lambda: _with_init(good_model(), "b8", 0.0),
     "legal_no_custom_opset": lambda: model(*good_nodes(), opsets=[helper.make_opsetid("", 13)]),
 }
 LEGAL_BATCHES = {"legal_batch_float64": np.linspace(-2, 2, 48).reshape(3, 16),
