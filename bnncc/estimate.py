@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import io
 
-from .folding import DEFAULT_BUDGET, budget_of, in_elems, out_elems
+from .boards import DEFAULT_BUDGET, budget_of
 from .ir import INPUT
-from .layers import MVAU, SlidingWindow
+from .layers import MVAU, SlidingWindow, in_elems, out_elems
 from .layers.cost import RES, add, fifo_resources, generic_resources
 from .passes.fifos import fifo_depths
 

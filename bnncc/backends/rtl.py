@@ -21,7 +21,7 @@ import numpy as np
 from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
-from ..folding import in_elems, out_elems
+from ..layers import in_elems, out_elems
 from ..layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
                       SumPool, Thresholding, WidthConverter)
 from ..layers.cost import sbits, ubits

@@ -33,7 +33,7 @@ from .. import resources
 from ..errors import BnnccError, VerificationMismatch
 from ..backends import hls
 from ..datatypes import DataType
-from ..folding import in_elems, out_elems
+from ..layers import in_elems, out_elems
 from ..streams import decode, encode
 
 CXX = os.environ.get("CXX", "g++")
