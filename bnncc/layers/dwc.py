@@ -69,5 +69,6 @@ def dwc_resources(eb: int, ie: int, oe: int) -> dict:
                FF=sum(c * f for c, f in zip(DWC_FF, ff)))
 
 
-DWC_LUT = [0.3267, 9.6804, 0.0, 0.0, 25.5773]
-DWC_FF = [1.0, 0.0]
+from .cost import coef  # noqa: E402
+
+DWC_LUT, DWC_FF = coef("DWC")

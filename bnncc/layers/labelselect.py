@@ -57,5 +57,6 @@ class LabelSelect(Layer):
         return 2 + self.k
 
 
-LABEL_LUT = [0.0, 1.5813, 6.4195, 0.0, 0.0]
-LABEL_FF = [1.0638, 5.2766]
+from .cost import coef  # noqa: E402
+
+LABEL_LUT, LABEL_FF = coef("LABEL")

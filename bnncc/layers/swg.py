@@ -115,13 +115,19 @@ class SlidingWindow(Layer):
         ff = [ctr + fifo["FF"], width * (not block), 1.0]
         return lut, ff, (bram18(width, depth, rom=False) if block else 0)
 
+    def lut_floor(self, style=None) -> int:
+        """The line buffer's LUT RAM cells when it is not in block RAM."""
+        from .cost import lutram_sdp
+        width, depth, st = self.buffer_shape()
+        return 0 if st == "block" else int(lutram_sdp(width, depth))
+
     def resources(self, mem_style: str | None = None) -> dict:
         """templates/rtl/swg.v.j2: circular line buffer of NR rows (BRAM or LUT RAM with
         registered read), window address generation, output FIFO of 4 words."""
         from .cost import res
         fl, ff, bram = self.features()
         lc, fc = (SWGP_LUT, SWGP_FF) if self.parallel else (SWG_LUT, SWG_FF)
-        return res(LUT=sum(c * f for c, f in zip(lc, fl)),
+        return res(LUT=max(sum(c * f for c, f in zip(lc, fl)), self.lut_floor()),
                    FF=sum(c * f for c, f in zip(fc, ff)), BRAM18=bram)
 
     def held_words(self) -> int:
@@ -137,7 +143,7 @@ class SlidingWindow(Layer):
         return (kh - self.pads[0]) * iw * (c // self.simd) + 4
 
 
-SWG_LUT = [0.0, 2.8935, 0.0, 1.3324, 0.0, 0.0]
-SWG_FF = [1.1433, 1.1562, 1.5094]
-SWGP_LUT = [1.0, 1.0, 1.146, 2.3217, 0.0]     # LUT RAM counted as mapped
-SWGP_FF = [0.9919, 1.4557, 0.0]
+from .cost import coef  # noqa: E402
+
+SWG_LUT, SWG_FF = coef("SWG")
+SWGP_LUT, SWGP_FF = coef("SWGP")
