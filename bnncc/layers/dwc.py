@@ -42,8 +42,11 @@ class WidthConverter(Layer):
             return add(dwc_resources(eb, ie, g), dwc_resources(eb, g, oe))
         return dwc_resources(eb, ie, oe)
 
-    def latency(self) -> int:
-        return 1
+    def fill_drain(self) -> tuple[int, int]:
+        """A gather waits for a whole output word; a split emits its slices after the last
+        input word."""
+        ie, oe = self.in_elems, self.out_elems
+        return (-(-oe // ie), 0) if oe > ie else (1, ie // oe - 1)
 
     def features(self, style=None):
         return dwc_features(self.idt.bits, self.in_elems, self.out_elems)

@@ -76,9 +76,11 @@ class MaxPool(Layer):
         ih, iw, c = self.in_shape
         return self.kernel[0] * iw * c // self.pe + 2
 
-    def latency(self) -> int:
+    def fill_drain(self) -> tuple[int, int]:
+        """The first window is complete after KH - 1 input rows and KW pixels."""
         ih, iw, c = self.in_shape
-        return (self.kernel[0] - 1) * iw * c // self.pe + self.kernel[1] * c // self.pe + 2
+        cf = c // self.pe
+        return (self.kernel[0] - 1) * iw * cf + (self.kernel[1] - 1) * cf + 1, 0
 
 
 from .cost import coef  # noqa: E402

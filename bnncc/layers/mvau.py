@@ -290,9 +290,11 @@ class MVAU(Layer):
     def held_words(self) -> int:
         return self.mw // self.simd + 2
 
-    def latency(self) -> int:
-        """Cycles from the first input word to the first output word (one pixel)."""
-        return (self.mh // self.pe) * (self.mw // self.simd) // max(1, self.mh // self.pe) + 4
+    def fill_drain(self) -> tuple[int, int]:
+        """(input words read before the first output word, cycles of output after the
+        last input word): a whole input vector, then the other neuron folds of the last."""
+        sf = self.mw // self.simd
+        return sf, (self.mh // self.pe - 1) * sf
 
 
 from .cost import coef  # noqa: E402

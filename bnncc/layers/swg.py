@@ -58,16 +58,36 @@ class SlidingWindow(Layer):
         t, l, b, r = self.pads
         return self.in_shape[0] + t + b, self.in_shape[1] + l + r
 
+    def rows_needed(self, oy: int) -> int:
+        """Input rows 0 .. n-1 that must be in the line buffer before output row oy
+        (all of them after the last output row)."""
+        if oy >= self.out_shape[0]:
+            return self.in_shape[0]
+        top = oy * self.stride[0] - self.pads[0]
+        return min(self.in_shape[0], max(0, top + self.kernel[0]))
+
+    def schedule(self) -> tuple[int, list[tuple[int, int]]]:
+        """The channel-serial window's loop (templates/hls/swg.hpp.j2), one word read
+        and/or one written per iteration: a fill that reads the rows output row 0 needs,
+        then per output row a block of max(window words, next rows' words) iterations
+        that writes the row's windows while reading the rows the next output row adds.
+        Returns (fill iterations, [(block iterations, words read in it)] per output row)."""
+        ih, iw, c = self.in_shape
+        oh, ow = self.out_shape[0], self.out_shape[1]
+        roww = iw * (c // self.simd)
+        wb = ow * self.kernel[0] * self.kernel[1] * (c // self.simd)
+        blocks = []
+        for oy in range(oh):
+            reads = (self.rows_needed(oy + 1) - self.rows_needed(oy)) * roww
+            blocks.append((max(wb, reads), reads))
+        return self.rows_needed(0) * roww, blocks
+
     def cycles(self) -> int:
         if self.parallel:          # one padded input pixel per cycle
             hp, wp = self.padded()
             return hp * wp
-        # one input pixel word or one output window word per cycle, whichever is more
-        c_fold = self.channels // self.simd
-        ih, iw = self.in_shape[0], self.in_shape[1]
-        oh, ow = self.out_shape[0], self.out_shape[1]
-        kh, kw = self.kernel
-        return max(ih * iw, oh * ow * kh * kw) * c_fold
+        fill, blocks = self.schedule()
+        return fill + sum(b for b, _ in blocks)
 
     # ------------------------------------------------------------------ resource model
     def buffer_shape(self) -> tuple[int, int, str]:
@@ -135,12 +155,17 @@ class SlidingWindow(Layer):
             return (self.kernel[0] - 1) * self.padded()[1] + self.kernel[1] + 2
         return self.buffer_shape()[1] + 4
 
-    def latency(self) -> int:
+    def fill_drain(self) -> tuple[int, int]:
+        """(input words read before the first window word, cycles of output after the last
+        input word): the rows output row 0 needs; the last output row's windows."""
         ih, iw, c = self.in_shape
-        kh = self.kernel[0]
         if self.parallel:
-            return (kh - 1) * self.padded()[1] + self.kernel[1] + 2
-        return (kh - self.pads[0]) * iw * (c // self.simd) + 4
+            (kh, kw), (t, l, b, r) = self.kernel, self.pads
+            fill = max(0, kh - 1 - t) * iw + max(1, kw - l)
+            return max(1, fill), b * self.padded()[1] + r
+        fill, blocks = self.schedule()
+        last, reads = blocks[-1]
+        return max(1, fill), max(0, last - reads)
 
 
 from .cost import coef  # noqa: E402

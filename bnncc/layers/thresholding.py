@@ -104,8 +104,8 @@ class Thresholding(Layer):
         return res(LUT=max(sum(c * f for c, f in zip(THRESH_LUT, fl)), self.lut_floor()),
                    FF=sum(c * f for c, f in zip(THRESH_FF, ff)))
 
-    def latency(self) -> int:
-        return 2
+    def fill_drain(self) -> tuple[int, int]:
+        return 1, 0
 
 
 from .cost import coef  # noqa: E402
