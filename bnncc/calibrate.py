@@ -17,6 +17,7 @@ re-synthesizes a small random sample to check the committed table is still true.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import subprocess
@@ -64,6 +65,7 @@ def cache_dir() -> Path:
     return resources.cache_dir("yosys")
 
 
+@functools.lru_cache(maxsize=None)
 def _yosys_version() -> str:
     from .sim.tools import yosys_cmd
     r = subprocess.run([*yosys_cmd(), "-V"], capture_output=True, text=True)
