@@ -15,7 +15,7 @@ import numpy as np
 
 from .boards import DEFAULT_BUDGET, budget_of
 from .ir import INPUT
-from .layers import MVAU, SlidingWindow, in_elems, out_elems
+from .layers import MVAU, VVAU, SlidingWindow, in_elems, out_elems
 from .layers.cost import RES, add, fifo_resources, generic_resources
 from .passes.fifos import fifo_depths
 
@@ -37,7 +37,7 @@ def layer_estimates(design) -> list[dict]:
             prod = design.layer(p)
             fifo = add(fifo, fifo_resources(out_elems(prod) * prod.odt.bits, depths[(l.name, i)]))
         tot = add(r, fifo)
-        if isinstance(l, MVAU):
+        if isinstance(l, (MVAU, VVAU)):
             style = STYLE_NAMES[l.mem_style or l.default_mem_style()]
         elif isinstance(l, SlidingWindow):
             style = STYLE_NAMES[l.buffer_shape()[2]]

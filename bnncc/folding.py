@@ -29,8 +29,8 @@ import numpy as np
 
 from .boards import DEFAULT_BUDGET, budget_of  # noqa: F401  (re-exported)
 from .errors import BnnccError
-from .layers import (MVAU, Concat, LabelSelect, SlidingWindow, WidthConverter,  # noqa: F401
-                     in_elems, out_elems)
+from .layers import (MVAU, VVAU, Concat, LabelSelect, SlidingWindow,  # noqa: F401
+                     WidthConverter, in_elems, out_elems)
 from .layers.cost import RES, fifo_resources
 from .passes.fifos import FIFO_MIN_DEPTH, base_depth
 
@@ -87,10 +87,23 @@ def fold_simple(design, target_cycles: int = 1 << 15):
                 swg.simd, swg.parallel = layer.simd, False
             else:
                 _fold_mvau(layer, target_cycles, layer.mw)
+        elif isinstance(layer, VVAU):
+            layer.pe = next(p for p in layer.legal_pe()
+                            if layer.pixels * (layer.groups // p) * layer.k <= target_cycles
+                            or p == layer.groups)
+            _sync_window(design, layer)
         elif _channel_pe_attr(layer) is not None:
             _fold_channels(layer, _channel_pe_attr(layer), layer.cycles() * layer.pe,
                            target_cycles)
     return insert_width_converters(design)
+
+
+def _sync_window(design, vv: VVAU) -> None:
+    """The depthwise-order window in front of a VVAU carries PE whole groups per word."""
+    for p in design.graph.predecessors(vv.name):
+        swg = design.layer(p)
+        if isinstance(swg, SlidingWindow):
+            swg.simd, swg.parallel = vv.in_word, False
 
 
 # --------------------------------------------------------------------------- width converters
@@ -191,6 +204,10 @@ def build_units(design, board=None, allow_uram: bool = False, pins: dict | None 
         layer = g.nodes[name]["layer"]
         succ = list(g.successors(name))
         if isinstance(layer, SlidingWindow) and len(succ) == 1 and \
+                isinstance(g.nodes[succ[0]]["layer"], VVAU):
+            taken.add(succ[0])
+            units.append(_vvau_unit(g.nodes[succ[0]]["layer"], layer, pins))
+        elif isinstance(layer, SlidingWindow) and len(succ) == 1 and \
                 isinstance(g.nodes[succ[0]]["layer"], MVAU):
             mv = g.nodes[succ[0]]["layer"]
             taken.add(succ[0])
@@ -280,6 +297,41 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
             swg.simd, swg.parallel = old[3], old[4]
     layers = [swg, mv] if swg is not None else [mv]
     return Unit(layers, opts, cyc, res)
+
+
+def _vvau_unit(vv: VVAU, swg, pins) -> Unit:
+    """A depthwise-order window and its VVAU: PE groups per cycle (the window's SIMD is
+    PE * CIN), weights in BRAM or LUTs."""
+    pes, styles = vv.legal_pe(), ["block", "lut"]
+    pe_pin, st_pin = _pin(pins, vv, "pe"), _pin(pins, vv, "mem_style")
+    if pe_pin is not None:
+        if pe_pin not in pes:
+            raise BnnccError(f"config: PE={pe_pin} of {vv.name} does not divide its "
+                             f"{vv.groups} groups")
+        pes = [pe_pin]
+    if st_pin is not None:
+        st = {"bram": "block", "lutram": "lut", "distributed": "lut"}.get(
+            str(st_pin).lower(), str(st_pin).lower())
+        if st not in styles:
+            raise BnnccError(f"config: mem_style of {vv.name} must be bram or lutram")
+        styles = [st]
+    old = (vv.pe, vv.mem_style, swg.simd, swg.parallel)
+    opts, cyc, res = [], [], []
+    try:
+        for pe in pes:
+            vv.pe, swg.simd, swg.parallel = pe, pe * vv.cin, False
+            fw, fd = edge_fifo(vv)
+            base = np.add(_vec(swg.resources()), _vec(fifo_resources(fw, fd)))
+            base = base + np.asarray(_vec(fifo_resources(swg.simd * swg.idt.bits,
+                                                         FIFO_MIN_DEPTH)))
+            for st in styles:
+                opts.append({vv.name: {"pe": pe, "mem_style": st},
+                             swg.name: {"simd": pe * vv.cin, "parallel": False}})
+                cyc.append(max(vv.cycles(), swg.cycles()))
+                res.append(base + np.asarray(_vec(vv.resources(st))))
+    finally:
+        vv.pe, vv.mem_style, swg.simd, swg.parallel = old
+    return Unit([swg, vv], opts, cyc, res)
 
 
 def _offer_parallel(swg) -> bool:

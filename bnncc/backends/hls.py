@@ -30,9 +30,8 @@ import numpy as np
 from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
-from ..layers import in_elems, out_elems
-from ..layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
-                      SumPool, Thresholding, WidthConverter)
+from ..layers import (MVAU, VVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool,
+                      SlidingWindow, SumPool, Thresholding, WidthConverter, in_elems, out_elems)
 from ..layers.thresholding import out_levels
 from ..passes.fifos import fifo_depths
 from ..passes.streams import check_streams
@@ -43,6 +42,7 @@ FIFO_DEPTH = 2     # the streams no layer reads: host input and output (AXI adap
 
 TEMPLATE_OF = {
     "MVAU": "mvau.hpp.j2",
+    "VVAU": "vvau.hpp.j2",
     "Thresholding": "thresholding.hpp.j2",
     "SlidingWindow": "swg.hpp.j2",
     "MaxPool": "pool.hpp.j2",
@@ -226,6 +226,29 @@ def _ctx_mvau(l: MVAU, c: dict) -> dict:
     return c
 
 
+def _ctx_vvau(l: VVAU, c: dict) -> dict:
+    if l.groups % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {l.groups} groups")
+    lo, hi, m = l.acc_bounds()
+    acc_bits = signed_bits(min(lo, -l.cin * m), max(hi, l.cin * m))
+    w = l.weight_tiles()                                    # (PE, GF*K, COUT*CIN)
+    rows = ["\n".join("    {" + ", ".join(str(int(v)) for v in addr) + "},"
+                      for addr in w[p]).rstrip(",") for p in range(l.pe)]
+    c.update(groups=l.groups, cin=l.cin, cout=l.cout, k=l.k, pe=l.pe, gf=l.groups // l.pe,
+             pixels=l.pixels, binary=bool(l.binary), wdt=l.wdt, acc_bits=acc_bits,
+             weight_rows=rows, thresholds=None, nt=0, tbits=0, tctype="int",
+             threshold_rows=[], out_base=0)
+    if l.thresholds is not None:
+        t = np.asarray(l.thresholds, np.int64)
+        if l.odt.is_bipolar and t.shape[1] != 1:
+            raise BnnccError(f"{l.name}: a bipolar output needs exactly one threshold per row")
+        tbits = signed_bits(t.min(initial=0), t.max(initial=0))
+        c.update(thresholds=True, nt=int(t.shape[1]), tbits=tbits, tctype=builtin_int(tbits),
+                 threshold_rows=_threshold_rows(l.threshold_tiles()),
+                 out_base=out_levels(l.odt)[0])
+    return c
+
+
 def _ctx_thresholding(l: Thresholding, c: dict) -> dict:
     t = np.asarray(l.thresholds, np.int64)
     pe, ch = l.pe, l.channels
@@ -271,8 +294,9 @@ def _ctx_swg(l: SlidingWindow, c: dict) -> dict:
     fill, blocks = l.schedule()
     c.update(ih=ih, iw=iw, channels=ch, simd=l.simd, cf=ch // l.simd, kh=kh, kw=kw, sh=sh, sw=sw,
              pads=list(l.pads), pad_value=l.pad_value, oh=oh, ow=ow, nb=min(kh + sh, ih),
-             word_bits=l.simd * l.idt.bits, pad_word=pad_word, fill=fill,
-             iters=fill + sum(b for b, _ in blocks), buf_impl=_impl(l.buffer_shape()[2]))
+             word_bits=l.simd * l.idt.bits, pad_word=pad_word, depthwise=bool(l.depthwise),
+             fill=fill, iters=fill + sum(b for b, _ in blocks),
+             buf_impl=_impl(l.buffer_shape()[2]))
     return c
 
 
@@ -383,7 +407,7 @@ def _ctx_dwc(l: WidthConverter, c: dict) -> dict:
 
 
 CONTEXT_OF = {
-    "MVAU": _ctx_mvau, "Thresholding": _ctx_thresholding, "SlidingWindow": _ctx_swg,
+    "MVAU": _ctx_mvau, "VVAU": _ctx_vvau, "Thresholding": _ctx_thresholding, "SlidingWindow": _ctx_swg,
     "MaxPool": _ctx_pool, "SumPool": _ctx_pool, "LabelSelect": _ctx_labelselect,
     "WidthConverter": _ctx_dwc, "Duplicate": _ctx_duplicate, "AddStreams": _ctx_addstreams,
     "Concat": _ctx_concat,

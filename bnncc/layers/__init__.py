@@ -7,10 +7,11 @@ from .streams import AddStreams, Concat, Duplicate
 from .sumpool import SumPool
 from .swg import SlidingWindow
 from .thresholding import Thresholding
+from .vvau import VVAU
 
 KINDS = {cls.kind: cls for cls in (MVAU, Thresholding, SlidingWindow, MaxPool, LabelSelect,
                                          WidthConverter, AddStreams, Concat, Duplicate,
-                                         SumPool)}
+                                         SumPool, VVAU)}
 
 
 def in_elems(layer) -> int:
@@ -20,6 +21,8 @@ def in_elems(layer) -> int:
         return layer.channels if layer.parallel else layer.simd
     if isinstance(layer, MVAU):
         return layer.simd
+    if isinstance(layer, VVAU):
+        return layer.in_word
     if isinstance(layer, WidthConverter):
         return layer.in_elems
     return getattr(layer, "pe", 1)
@@ -31,6 +34,8 @@ def out_elems(layer) -> int:
         return layer.out_shape[-1] if layer.parallel else layer.simd
     if isinstance(layer, LabelSelect):
         return 1
+    if isinstance(layer, VVAU):
+        return layer.out_word
     if isinstance(layer, WidthConverter):
         return layer.out_elems
     return getattr(layer, "pe", 1)

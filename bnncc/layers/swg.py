@@ -10,6 +10,10 @@ per cycle (a line buffer of KH-1 rows and KW-1 column registers), so a frame tak
 cycle per padded input pixel. The parallel form lifts the rate cap of layers with few
 channels (the first conv of a network: 3 channels, 9 window positions) at the cost of a
 wide output word, split to the MVAU's SIMD by a width converter.
+
+In `depthwise` order (feeding a VVAU, bnncc/layers/vvau.py) a window is emitted channel
+fold by channel fold: for each fold of SIMD channels, its KH*KW positions, so the stream
+order is (c // SIMD, ky, kx, c % SIMD) and depends on SIMD.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ class SlidingWindow(Layer):
     pad_value: int = 0
     simd: int = 1
     parallel: bool = False
+    depthwise: bool = False      # window order (c // SIMD, ky, kx, c % SIMD), for a VVAU
     kind = "SlidingWindow"
 
     @property
@@ -36,6 +41,11 @@ class SlidingWindow(Layer):
         return self.in_shape[-1]
 
     def execute(self, x):
+        if self.depthwise:
+            w = self._windows(x.unpack() if isinstance(x, Packed) else x)
+            k, cf = self.kernel[0] * self.kernel[1], self.channels // self.simd
+            v = w.reshape(w.shape[:-1] + (k, cf, self.simd))
+            return np.swapaxes(v, -3, -2).reshape(w.shape)
         if isinstance(x, Packed):   # windows of whole words: C is a multiple of 64
             return Packed(self._windows(x.words), self.out_shape[-1])
         return self._windows(x)
@@ -52,6 +62,8 @@ class SlidingWindow(Layer):
 
     def describe(self) -> dict:
         d = {"kernel": list(self.kernel), "stride": list(self.stride), "pads": list(self.pads)}
+        if self.depthwise:
+            d["order"] = "depthwise"
         return {**d, "parallel": True} if self.parallel else d
 
     def padded(self) -> tuple[int, int]:

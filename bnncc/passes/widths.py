@@ -20,9 +20,9 @@ def mvau_acc_range(weights: np.ndarray, idt: DataType, binary: bool):
 
 def minimize_widths(design):
     """Set every MVAU's accumulator and raw-output datatype to its exact range."""
-    from ..layers import MVAU
+    from ..layers import MVAU, VVAU
     for layer in design.layers():
-        if isinstance(layer, MVAU):
+        if isinstance(layer, (MVAU, VVAU)):
             lo, hi = mvau_acc_range(layer.weights, layer.idt, layer.binary)
             layer.accdt = DataType.for_range(int(lo.min()), int(hi.max()))
             if layer.thresholds is None:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...datatypes import DataType
 from ...ir import INPUT, HostStage
-from ...layers import MVAU, Thresholding
+from ...layers import MVAU, VVAU, Thresholding
 from ...passes.chain import ChainOp, reduce_channels
 from ...passes.thresholds import fold_thresholds
 from ...passes.widths import mvau_acc_range
@@ -211,7 +211,7 @@ class QuantOps:
                 raise self.err("thresholds vary within a channel", node)
             qparams["thresholds"] = tch
         cq = type(quant)(**{**quant.__dict__, **qparams})
-        fuse = isinstance(src, MVAU) and src.thresholds is None and not x.shared and \
+        fuse = isinstance(src, (MVAU, VVAU)) and src.thresholds is None and not x.shared and \
             self.consumers.get(node.input[0], 1) == 1 and \
             self._unused_downstream(src.name)
         if fuse:
