@@ -21,9 +21,8 @@ import numpy as np
 from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
-from ..folding import in_elems, out_elems
 from ..layers import (MVAU, VVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool,
-                      SlidingWindow, SumPool, Thresholding, WidthConverter)
+                      SlidingWindow, SumPool, Thresholding, WidthConverter, in_elems, out_elems)
 from ..layers.cost import sbits, ubits
 from ..layers.streams import naf
 from ..passes.fifos import FIFO_MIN_DEPTH, fifo_depths
