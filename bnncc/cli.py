@@ -32,8 +32,12 @@ def _save_npy(path: str, arr: np.ndarray) -> None:
     try:
         np.save(tmp, arr)
         os.replace(tmp, path)
-    except OSError as e:
-        raise BnnccError(f"cannot write output: {e.strerror}", file=path) from None
+    except BaseException as e:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise BnnccError(f"cannot write output: {e.strerror}", file=path) from None
+        raise
 
 
 def _scale(text: str) -> float:
