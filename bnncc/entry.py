@@ -33,12 +33,16 @@ def _handler(code: int, line: str, exc):
     return on_signal
 
 
-def main(argv=None) -> int:
+def install_handlers() -> None:
     signal.signal(signal.SIGINT, _handler(130, "bnncc: interrupted", KeyboardInterrupt))
     signal.signal(signal.SIGTERM, _handler(143, "bnncc: terminated", Terminated))
+
+
+def main(argv=None) -> int:
+    install_handlers()
     try:
         from .cli import main as cli_main
-        return cli_main(argv)
+        return cli_main(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:
         _say("bnncc: interrupted")
         return 130
