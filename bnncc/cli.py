@@ -189,6 +189,10 @@ def cmd_sweep(a) -> int:
         raise BnnccError(f"--clock-mhz needs positive clocks, got {a.clock_mhz}")
     budget = _budget_list(a.budget)
     budget_of(boards[0], budget)                      # unknown resources fail here
+    if a.points < 2:
+        raise BnnccError(f"--points must be at least 2, got {a.points}")
+    if a.workers is not None and a.workers < 1:
+        raise BnnccError(f"--workers must be at least 1, got {a.workers}")
     refs = [model_ref(m, a.input_type, a.input_scale) for m in a.models]
     data = {r.sha256: read_model(r.path) for r in refs}
     with executor(a.scheduler, a.workers) as ex:
