@@ -125,15 +125,19 @@ def cmd_cosim(a) -> int:
         raise BnnccError(f"--levels needs two or more of golden,csim,rtlsim (got {a.levels})")
     if not 0.0 <= a.backpressure < 1.0:
         raise BnnccError(f"--backpressure must be in [0, 1), got {a.backpressure}")
-    design, _, _ = _prepare(a)
+    design, board, clock = _prepare(a)
     x = api.input_array(design, _load_npy(a.input), a.input)
-    from .sim.cosim import ProgressBar
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    try:
-        rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    if a.shards > 1 or a.scheduler:
+        rep = _cosim_parallel(a, board, clock, x, levels)
+    else:
+        from .sim.cosim import ProgressBar
+        bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        try:
+            rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed,
+                        progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
     if a.json:
         print(json.dumps(rep, sort_keys=True))
     else:
@@ -149,6 +153,21 @@ def cmd_cosim(a) -> int:
                   f"{m['layer']}, frame {m['frame']}, element {m['index']}: "
                   f"{m['values'][1]} != {m['values'][0]}", file=sys.stderr)
     return 0 if rep["exact"] else 1
+
+
+def _cosim_parallel(a, board, clock, x, levels) -> dict:
+    """cosim of --shards pieces of the batch on the executor of --scheduler."""
+    from .executor import executor, model_ref, read_model
+    from .folding import load_config
+    from .sim.shards import CosimJob, run
+    if a.shards < 1:
+        raise BnnccError(f"--shards must be at least 1, got {a.shards}")
+    ref = model_ref(a.model, a.input_type, a.input_scale)
+    job = CosimJob(ref, board, clock, tuple(levels), x, fps=a.fps, budget=_budget(a),
+                   config=load_config(a.config) or None, backpressure=a.backpressure,
+                   seed=a.seed)
+    with executor(a.scheduler) as ex:
+        return run([job], ex, a.shards, {ref.sha256: read_model(a.model)})[0]
 
 
 def _list(text: str | None, kind=str) -> list | None:
@@ -251,6 +270,11 @@ def parser() -> argparse.ArgumentParser:
                    help="probability of output backpressure and input gaps per cycle (rtlsim)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--shards", type=int, default=1,
+                   help="cut the batch into N pieces run in parallel (on --scheduler)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler for the shards ('local', 'none', tcp://...; "
+                        "also $BNNCC_SCHEDULER)")
     _board_args(s)
     s.set_defaults(fn=cmd_cosim)
 
