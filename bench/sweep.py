@@ -1,5 +1,5 @@
-"""Time of a 6-board `bnncc sweep` of CNV-w1a1, in process, on a LocalCluster and on a
-two-worker Dask cluster (real `dask scheduler` / `dask worker` processes on localhost),
+"""Time of a `bnncc sweep` of CNV-w1a1 over every known board (seven now), in process, on
+a LocalCluster and on a two-worker Dask cluster (real `dask scheduler` / `dask worker` processes on localhost),
 and the Pynq-Z2 front beside FINN's two measured CNV-w1a1 builds.
 
 usage: python bench/sweep.py [MODEL] [--points N] [--repeat N] [--scheduler ADDRESS]

@@ -129,6 +129,8 @@ def cmd_cosim(a) -> int:
         raise BnnccError(f"--levels needs two or more of golden,csim,rtlsim (got {a.levels})")
     if not 0.0 <= a.backpressure < 1.0:
         raise BnnccError(f"--backpressure must be in [0, 1), got {a.backpressure}")
+    if a.shards < 1:
+        raise BnnccError(f"--shards must be at least 1, got {a.shards}")
     design, board, clock = _prepare(a)
     x = api.input_array(design, _load_npy(a.input), a.input)
     if a.shards > 1 or a.scheduler:
@@ -164,8 +166,6 @@ def _cosim_parallel(a, board, clock, x, levels) -> dict:
     from .executor import executor, model_ref, read_model
     from .folding import load_config
     from .sim.shards import CosimJob, run
-    if a.shards < 1:
-        raise BnnccError(f"--shards must be at least 1, got {a.shards}")
     ref = model_ref(a.model, a.input_type, a.input_scale)
     job = CosimJob(ref, board, clock, tuple(levels), x, fps=a.fps, budget=_budget(a),
                    config=load_config(a.config) or None, backpressure=a.backpressure,
