@@ -96,8 +96,6 @@ def make_case(name: str, folder: str) -> str:
         nodes = _replace(nodes, 4, helper.make_node("Softplus", ["hb"], ["a"]))
     elif name == "unknown_domain":
         nodes = _replace(nodes, 4, helper.make_node("Foo", ["hb"], ["a"], domain="com.example"))
-    elif name == "dynamic_batch":
-        m = model(nodes, inits, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])])
     elif name == "dynamic_dim":
         m = model(nodes, inits, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "K"])])
     elif name == "zero_size_dim":
@@ -166,7 +164,7 @@ def make_case(name: str, folder: str) -> str:
 
 
 CASES = ["not_a_file", "missing_file", "truncated", "garbage", "empty_file", "text_file",
-         "unsupported_op", "unknown_domain", "dynamic_batch", "dynamic_dim", "zero_size_dim",
+         "unsupported_op", "unknown_domain", "dynamic_dim", "zero_size_dim",
          "batch_four", "no_input_shape", "int_input", "non_constant_weights",
          "weights_from_activation", "non_constant_scale", "activation_product",
          "float_between_quantizers", "no_input_quantizer", "bad_bitwidth", "bad_rounding_mode",

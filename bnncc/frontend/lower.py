@@ -12,7 +12,7 @@ produced by a hardware layer (or the raw float input) seen through
 
 This module holds the walk and the helpers every op family shares; the handlers are in
 bnncc/frontend/ops/, one module per family (layout, elementwise, quantizers, joins, qdq,
-compute, pooling, heads), registered by op type. What cannot be mapped exactly raises
+sign, compute, pooling, heads), registered by op type. What cannot be mapped exactly raises
 UnsupportedError naming the node.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..errors import BnnccError, UnsupportedError
 from ..ir import INPUT, Design, HostStage
 from ..passes.chain import ChainOp, compose_affine
 from ..quantizers import FixedInput, parse_dtype
+from .factor import factor_channels
 from .ops import OPS
 from .ops.compute import ComputeOps
 from .ops.elementwise import ElementwiseOps
@@ -36,14 +37,15 @@ from .ops.layout import LayoutOps
 from .ops.pooling import PoolOps
 from .ops.qdq import QdqOps
 from .ops.quantizers import QuantOps
-from .values import Act, Const, _attrs, canonical_pos, hw_perm
+from .ops.sign import CMP_OPS, SignOps
+from .values import Act, Cmp, Const, _attrs, canonical_pos, hw_perm
 
 # re-exported: tests and tools build values and designs through this module
 __all__ = ["Act", "Const", "Lowering", "lower"]
 
 
-class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps, PoolOps,
-               HeadOps):
+class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, ComputeOps,
+               PoolOps, HeadOps):
     """One walk over the sorted nodes; the op handlers live in bnncc/frontend/ops/."""
 
     def __init__(self, model: onnx.ModelProto, path: str, input_type: str | None = None,
@@ -163,11 +165,19 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
         """Integer weights and their per-output-channel scale (`axis` = output axis)."""
         if c.quant is None:
             v = c.value
-            if not np.all(np.isfinite(v)) or not np.array_equal(v, np.round(v)):
-                raise self.err("weights are not quantized (no Quant/BipolarQuant/Sign on them "
-                               "and not integer-valued)", node)
-            q = v.astype(np.int64)
-            return q, np.ones(v.shape[axis]), DataType.for_values(q)
+            if np.all(np.isfinite(v)) and np.array_equal(v, np.round(v)):
+                q = v.astype(np.int64)
+                return q, np.ones(v.shape[axis]), DataType.for_values(q)
+            f = factor_channels(v, axis)
+            if f is None:
+                raise self.err("weights are not quantized (no Quant/BipolarQuant/Sign on "
+                               "them) and some output channel's weights do not factor exactly into a "
+                               "scale times integers of at most 8 bits", node)
+            q, s = f
+            if np.any(s != 1):
+                self.notes.append(f"{node.name}: float weights factored into per-channel "
+                                  "scales times integers (BatchNorm folded into the weights)")
+            return q, s, DataType.for_values(q)
         qc = c.quant
         if np.any(qc.zeropt != 0):
             raise self.err("weights with a non-zero zero-point are not supported", node)
@@ -226,6 +236,9 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
                 raise self.err(f"operator '{node.op_type}' is not supported", node)
             try:
                 ins = [self.get(i, node) if i else None for i in node.input]
+                if any(isinstance(v, Cmp) for v in ins) and node.op_type not in CMP_OPS:
+                    raise self.err("a comparison result is used by this op; comparisons are "
+                                   "supported as signs (Where / Cast / Not)", node)
                 outs = handler(self, node, ins, _attrs(node))
             except BnnccError as e:
                 raise e.at(file=self.path, node=node.name or node.output[0], op=node.op_type)

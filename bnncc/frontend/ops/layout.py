@@ -110,7 +110,7 @@ class LayoutOps:
             return out
         return self._layout_or_fold(node, ins, attrs, fn)
 
-    @handles("Gather", "Cast", "Pow", "Sqrt", "Neg", "Range", "ConstantOfShape", "Expand", "Slice", "Floor", "Ceil", "Exp", "Log", "Reciprocal")
+    @handles("Gather", "Pow", "Sqrt", "Range", "ConstantOfShape", "Expand", "Slice", "Floor", "Ceil", "Exp", "Log", "Reciprocal")
     def _const_only(self, node, ins, attrs):
         folded = self.generic(node, ins, attrs)
         if folded is None:

@@ -196,7 +196,7 @@ class QuantOps:
                 params.append(r)
             chain.append(ChainOp(op.op, tuple(params), op.node))
         qparams = {}
-        for k in ("scale", "zeropt", "in_scale", "in_zeropt", "trunc_scale"):
+        for k in ("scale", "zeropt", "in_scale", "in_zeropt", "trunc_scale", "threshold"):
             v = getattr(quant, k, None)
             if v is not None:
                 r = reduce_channels(np.broadcast_to(v, x.shape), channel_of, nch)
