@@ -1,7 +1,8 @@
 """Networks written the way BinaryNet tutorials write them (scripts/make_tutorial_models.py):
 custom autograd signs, torch.where sign, Hardtanh as Clip, BatchNorm (kept by the
 TorchScript exporter, folded into the weights by the dynamo exporter), view(x.size(0),
--1), LogSoftmax, a dynamic batch axis. `bnncc run` reproduces onnxruntime's outputs."""
+-1), LogSoftmax, a dynamic batch axis; and a Larq-style NHWC graph as tf2onnx writes it
+(scripts/make_nhwc_model.py). `bnncc run` reproduces onnxruntime's outputs."""
 import numpy as np
 import onnx
 import pytest
@@ -23,7 +24,18 @@ def close_f32(y: np.ndarray, ref: np.ndarray) -> None:
 
 def test_every_export_form_is_present():
     assert {c["name"] for c in CASES} == {f"binarynet_{k}_{e}" for k in ("mlp", "cnn")
-                                         for e in ("legacy", "dynamo")}
+                                         for e in ("legacy", "dynamo")} | {"larq_nhwc_cnn"}
+
+
+def test_channels_last_input_is_reordered_on_the_host():
+    """tf2onnx feeds NHWC and transposes before the first Conv; the host streams the
+    pixels in the first layer's order, and the Transpose + Reshape before the classifier
+    (Keras flattens NHWC) becomes a weight permutation."""
+    case = next(c for c in CASES if c["name"] == "larq_nhwc_cnn")
+    d = load_fixture(case)
+    assert d.input_shape == (1, 12, 12, 3)
+    assert d.input_stage.hw_shape == (12, 12, 3) and d.layers()[0].kind == "SlidingWindow"
+    assert any("reorders the input" in n for n in d.notes)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

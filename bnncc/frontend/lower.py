@@ -56,6 +56,7 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, Co
         self.vals: dict[str, Const | Act] = {}
         self.counts: dict[str, int] = {}
         self.input_stage: HostStage | None = None
+        self.input_read = False        # some layer reads the input stream
         self.notes: list[str] = []
         self.consumers: dict[str, int] = {}
         for n in model.graph.node:
@@ -77,6 +78,7 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, Co
 
     def add_layer(self, layer, pred: str | None):
         self.g.add_node(layer.name, layer=layer)
+        self.input_read = self.input_read or pred == INPUT
         if pred is not None and pred != INPUT:
             self.g.add_edge(pred, layer.name)
         return layer
@@ -135,6 +137,36 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, Co
         first = ChainOp("affine", (self.full(self.input_scale, act.shape),
                                    self.full(0.0, act.shape)), "input")
         return Act(act.shape, pos, INPUT, dtype, [first] + act.chain, act.shared)
+
+    def canonical_input(self, act: Act) -> Act:
+        """A view of the input stream in another layout (the NHWC -> NCHW Transpose tf2onnx
+        puts before the first Conv) becomes the stream itself: the host reorders the input
+        for free. Only while no layer reads the input and no other view of it is used."""
+        st = self.input_stage
+        if act.src != INPUT or st is None or self.input_read or \
+                np.array_equal(act.pos, canonical_pos(act.shape)):
+            return act
+        if any(self.consumers.get(k, 0) > 1 for k, v in self.vals.items()
+               if isinstance(v, Act) and v.src == INPUT):
+            return act
+        n = int(np.prod(st.shape))
+        inv = np.transpose(np.arange(n).reshape(st.shape), st.hw_order).reshape(-1)
+        elem = inv[act.pos.reshape(-1)]        # stage element at each new stream position
+        shape = tuple(act.shape)
+
+        def remap(a):
+            a = np.asarray(a)
+            return a.reshape(-1)[elem].reshape(shape) if a.ndim and a.size == n else a
+        q = st.quant
+        quant = type(q)(**{k: remap(v) if isinstance(v, np.ndarray) else v
+                           for k, v in q.__dict__.items()})
+        perm = hw_perm(len(shape))
+        self.input_stage = HostStage(shape=shape, gather=st.gather[elem],
+                                     chain=[op.map_params(remap) for op in st.chain],
+                                     quant=quant, hw_order=perm,
+                                     hw_shape=tuple(shape[p] for p in perm)[1:])
+        self.notes.append("the host reorders the input to the layout of its first layer")
+        return Act(shape, canonical_pos(shape), INPUT, act.dtype, act.chain, act.shared)
 
     def integer(self, act: Act, node) -> Act:
         return self.declare_input(act, node) if act.src is None else act

@@ -101,7 +101,7 @@ class ComputeOps:
         x, w = ins[0], ins[1]
         if not isinstance(x, Act) or not isinstance(w, Const):
             raise self.err("Conv must be activation x constant weights", node)
-        x = self.integer(x, node)
+        x = self.canonical_input(self.integer(x, node))
         self._spatial(node, x)
         if attrs.get("group", 1) != 1:
             raise self.err("grouped / depthwise convolution is not supported", node)
