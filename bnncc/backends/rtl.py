@@ -21,9 +21,8 @@ import numpy as np
 from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
-from ..folding import in_elems, out_elems
-from ..layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
-                      SumPool, Thresholding, WidthConverter)
+from ..layers import (MVAU, VVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool,
+                      SlidingWindow, SumPool, Thresholding, WidthConverter, in_elems, out_elems)
 from ..layers.cost import sbits, ubits
 from ..layers.streams import naf
 from ..passes.fifos import FIFO_MIN_DEPTH, fifo_depths
@@ -93,9 +92,7 @@ def rom_style(l: MVAU) -> str:
     """Yosys/Vivado rom_style of the weight ROM from the layer's weight memory style
     (bnncc.folding chooses it): "block" for BRAM (and URAM, whose contents cannot be
     initialized from a file: the RTL keeps such weights in BRAM), "logic" for LUTs."""
-    style = getattr(l, "mem_style", None)
-    if style is None:
-        style = "block" if l.mh * l.mw * l.wdt.bits >= 16384 else "lut"
+    style = getattr(l, "mem_style", None) or l.default_mem_style()
     return "logic" if style == "lut" else "block"
 
 
@@ -106,17 +103,23 @@ def _mvau(l: MVAU, mod: str, files: dict) -> dict:
     if l.binary:
         if not (l.idt.is_bipolar and l.wdt.is_bipolar):
             raise BnnccError(f"{l.name}: xnor-popcount MVAU needs bipolar input and weights")
-        dw = ubits(l.simd) + 1
         lo, hi = 0, l.mw
     else:
         xlo, xhi = _x_range(l.idt)
-        mx = max(abs(xlo), abs(xhi))
-        dw = sbits(-l.simd * mx * int(np.abs(w).max(initial=1)), l.simd * mx * int(np.abs(w).max(initial=1)))
-        dw = max(dw, xb + 1, wb + 1)    # no narrower than the x*w operands (exact; no WIDTHTRUNC)
         lo = int(np.minimum(xlo * w, xhi * w).sum(1).min())
         hi = int(np.maximum(xlo * w, xhi * w).sum(1).max())
+    lw, levels = l.rtl_tree()
+    dw = levels[-1][1]
     accw = max(sbits(lo - 1, hi + 1), dw + 1, l.odt.bits + 1)
     nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
+    sgn = "" if l.binary else "$signed"
+    tree, nin, win, src = [], l.simd, lw, "lane"
+    for k, (n, w_) in enumerate(levels):
+        tree.append(dict(n=n, w=w_, nin=nin, win=win, src=src, sgn=sgn))
+        nin, win, src = n, w_, f"t{k + 1}"
+    dot = f"t{len(levels)}[pa]"
+    dot_ext = ("{{(ACCW-DW){1'b0}}, %s}" if l.binary else "{{(ACCW-DW){%s[DW-1]}}, %s}") % ((dot,) * (1 if l.binary else 2))
+    fd = l.out_fifo_depth()
     if nt and l.odt.is_bipolar and nt != 1:
         raise BnnccError(f"{l.name}: bipolar output with {nt} thresholds")
     wt = encode(l.weight_tiles(), l.wdt)                   # (PE, NF*SF, SIMD)
@@ -127,10 +130,36 @@ def _mvau(l: MVAU, mod: str, files: dict) -> dict:
                x_mode=mode(l.idt), w_mode=mode(l.wdt), idt=l.idt, wdt=l.wdt, odt=l.odt,
                iw=l.simd * xb, ow=l.pe * l.odt.bits, nfw=ubits(nf - 1), sfw=ubits(sf - 1),
                waw=ubits(nf * sf - 1), wmem=f"{mod}_w.mem", out_base=out_base(l.odt),
-               rom_style=rom_style(l))
+               rom_style=rom_style(l), lw=lw, tree=tree, dot_ext=dot_ext, fd=fd,
+               uw=ubits(fd))
     if nt:
         t = np.clip(l.threshold_tiles(), lo - 1, hi + 1)   # (PE, NF, nT)
         tc = (t & ((1 << accw) - 1)).astype(np.uint64).transpose(1, 0, 2).reshape(nf, l.pe * nt)
+        files[f"{mod}_t.mem"] = mem_lines(tc, accw)
+        ctx["tmem"] = f"{mod}_t.mem"
+    return ctx
+
+
+def _vvau(l: VVAU, mod: str, files: dict) -> dict:
+    if l.binary and not (l.idt.is_bipolar and l.wdt.is_bipolar):
+        raise BnnccError(f"{l.name}: xnor-popcount VVAU needs bipolar input and weights")
+    gf, rows = l.groups // l.pe, l.pe * l.cout
+    dw, accw = l.rtl_widths()
+    lo, hi, _ = l.acc_bounds()
+    nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
+    wt = encode(l.weight_tiles(), l.wdt)                    # (PE, GF*K, COUT*CIN)
+    wt = wt.transpose(1, 0, 2).reshape(gf * l.k, rows * l.cin)
+    files[f"{mod}_w.mem"] = mem_lines(wt, l.wdt.bits)
+    ctx = dict(name=l.name, module=mod, groups=l.groups, cin=l.cin, cout=l.cout, k=l.k,
+               pe=l.pe, gf=gf, xb=l.idt.bits, wb=l.wdt.bits, dw=dw, accw=accw, ob=l.odt.bits,
+               nt=nt, binary=bool(l.binary), x_mode=mode(l.idt), w_mode=mode(l.wdt),
+               idt=l.idt, wdt=l.wdt, odt=l.odt, iw=l.pe * l.cin * l.idt.bits,
+               ow=rows * l.odt.bits, kw_=ubits(l.k - 1), gfw=ubits(gf - 1),
+               waw=ubits(gf * l.k - 1), wmem=f"{mod}_w.mem", out_base=out_base(l.odt),
+               rom_style=rom_style(l))
+    if nt:
+        t = np.clip(l.threshold_tiles(), lo - 1, hi + 1)    # (PE, GF, COUT*nT)
+        tc = (t & ((1 << accw) - 1)).astype(np.uint64).transpose(1, 0, 2).reshape(gf, rows * nt)
         files[f"{mod}_t.mem"] = mem_lines(tc, accw)
         ctx["tmem"] = f"{mod}_t.mem"
     return ctx
@@ -187,7 +216,7 @@ def _swg(l: SlidingWindow, mod: str, files: dict) -> dict:
                 need_span=span, wordw=l.simd * eb, padword=hexword([pad_code] * l.simd, eb),
                 aw=ubits(nr * roww - 1), rw_w=ubits(roww - 1), cntw=ubits(nr), hw=ubits(ih),
                 sw_w=m.bit_length() + 1, ohw=ubits(oh - 1), oww=ubits(ow - 1), kyw=ubits(kh - 1),
-                kxw=ubits(kw - 1), cfw=ubits(cf - 1),
+                kxw=ubits(kw - 1), cfw=ubits(cf - 1), depthwise=bool(l.depthwise),
                 ram_style="block" if nr * roww * l.simd * eb >= 16384 else "distributed")
 
 
@@ -275,7 +304,7 @@ def _labelselect(l: LabelSelect, mod: str, files: dict) -> dict:
                 iw=l.pe * l.idt.bits)
 
 
-KIND = {MVAU: ("mvau", _mvau), Thresholding: ("thresholding", _thresholding),
+KIND = {MVAU: ("mvau", _mvau), VVAU: ("vvau", _vvau), Thresholding: ("thresholding", _thresholding),
         SlidingWindow: ("swg", _swg), MaxPool: ("pool", _pool), SumPool: ("pool", _pool),
         LabelSelect: ("labelselect", _labelselect), Duplicate: ("duplicate", _duplicate),
         AddStreams: ("addstreams", _addstreams), Concat: ("concat", _concat)}
