@@ -134,15 +134,21 @@ def cmd_cosim(a) -> int:
         raise BnnccError(f"--levels needs two or more of golden,csim,rtlsim (got {a.levels})")
     if not 0.0 <= a.backpressure < 1.0:
         raise BnnccError(f"--backpressure must be in [0, 1), got {a.backpressure}")
-    design, _, _ = _prepare(a)
+    if a.shards < 1:
+        raise BnnccError(f"--shards must be at least 1, got {a.shards}")
+    design, board, clock = _prepare(a)
     x = api.input_array(design, _load_npy(a.input), a.input)
-    from .sim.cosim import ProgressBar
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    try:
-        rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    if a.shards > 1 or a.scheduler:
+        rep = _cosim_parallel(a, board, clock, x, levels)
+    else:
+        from .sim.cosim import ProgressBar
+        bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        try:
+            rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed,
+                        progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
     if a.json:
         print(json.dumps(rep, sort_keys=True))
     else:
@@ -158,6 +164,19 @@ def cmd_cosim(a) -> int:
                   f"{m['layer']}, frame {m['frame']}, element {m['index']}: "
                   f"{m['values'][1]} != {m['values'][0]}", file=sys.stderr)
     return 0 if rep["exact"] else 1
+
+
+def _cosim_parallel(a, board, clock, x, levels) -> dict:
+    """cosim of --shards pieces of the batch on the executor of --scheduler."""
+    from .executor import executor, model_ref, read_model
+    from .folding import load_config
+    from .sim.shards import CosimJob, run
+    ref = model_ref(a.model, a.input_type, a.input_scale)
+    job = CosimJob(ref, board, clock, tuple(levels), x, fps=a.fps, budget=_budget(a),
+                   config=load_config(a.config) or None, backpressure=a.backpressure,
+                   seed=a.seed)
+    with executor(a.scheduler) as ex:
+        return run([job], ex, a.shards, {ref.sha256: read_model(a.model)})[0]
 
 
 def _list(text: str | None, kind=str) -> list | None:
@@ -198,6 +217,10 @@ def cmd_sweep(a) -> int:
         raise BnnccError(f"--clock-mhz needs positive clocks, got {a.clock_mhz}")
     budget = _budget_list(a.budget)
     budget_of(boards[0], budget)                      # unknown resources fail here
+    if a.points < 2:
+        raise BnnccError(f"--points must be at least 2, got {a.points}")
+    if a.workers is not None and a.workers < 1:
+        raise BnnccError(f"--workers must be at least 1, got {a.workers}")
     refs = [model_ref(m, a.input_type, a.input_scale) for m in a.models]
     data = {r.sha256: read_model(r.path) for r in refs}
     with executor(a.scheduler, a.workers) as ex:
@@ -261,6 +284,11 @@ def parser() -> argparse.ArgumentParser:
                    help="probability of output backpressure and input gaps per cycle (rtlsim)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--shards", type=int, default=1,
+                   help="cut the batch into N pieces run in parallel (on --scheduler)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler for the shards ('local', 'none', tcp://...; "
+                        "also $BNNCC_SCHEDULER)")
     _board_args(s)
     s.set_defaults(fn=cmd_cosim)
 
