@@ -121,18 +121,9 @@ class Accelerator:
         """The verification report (`bnncc cosim --json`); see bnncc.sim.cosim.
         `hardware` (or the attribute of that name) replaces the design the csim / rtlsim
         levels build: tests use it to check that a broken design is caught."""
-        from .sim.cosim import LEVELS, cosim
+        from .sim.cosim import cosim
         from .sim.reference import run_original
-        levels = [str(lv) for lv in levels]
-        bad = [lv for lv in levels if lv not in LEVELS]
-        if bad or not levels or len(set(levels)) != len(levels):
-            raise BnnccError(f"levels must be distinct names among {','.join(LEVELS)} "
-                             f"(got {','.join(levels)})")
-        if len(levels) < 2 and labels is None and expect is None:
-            raise BnnccError("cosim needs two or more levels, or one level with "
-                             "labels or expected outputs")
-        if not 0.0 <= backpressure < 1.0:
-            raise BnnccError(f"--backpressure must be in [0, 1), got {backpressure}")
+        levels = check_cosim(levels, backpressure, labels is not None or expect is not None)
         x = input_array(self.design, x)
         n = len(x)
         if labels is not None:
@@ -153,6 +144,22 @@ class Accelerator:
                      labels=labels, expect=expect,
                      original=lambda v: run_original(self.model.path, v),
                      hardware=hardware or self.hardware)
+
+
+def check_cosim(levels, backpressure: float = 0.0, references: bool = False) -> list[str]:
+    """The cosim options, checked before anything runs; returns the levels."""
+    from .sim.cosim import LEVELS
+    levels = [str(lv) for lv in levels]
+    bad = [lv for lv in levels if lv not in LEVELS]
+    if bad or not levels or len(set(levels)) != len(levels):
+        raise BnnccError(f"levels must be distinct names among {','.join(LEVELS)} "
+                         f"(got {','.join(levels)})")
+    if len(levels) < 2 and not references:
+        raise BnnccError("cosim needs two or more levels, or one level with "
+                         "labels or expected outputs")
+    if not 0.0 <= backpressure < 1.0:
+        raise BnnccError(f"--backpressure must be in [0, 1), got {backpressure}")
+    return levels
 
 
 def inspect_lines(design: Design) -> list[str]:

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from . import __version__
+from .entry import Terminated, install_handlers
 from .errors import BnnccError
 
 
@@ -34,8 +35,12 @@ def _save_npy(path: str, arr: np.ndarray) -> None:
     try:
         np.save(tmp, arr)
         os.replace(tmp, path)
-    except OSError as e:
-        raise BnnccError(f"cannot write output: {e.strerror}", file=path) from None
+    except BaseException as e:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise BnnccError(f"cannot write output: {e.strerror}", file=path) from None
+        raise
 
 
 def _scale(text: str) -> float:
@@ -124,12 +129,23 @@ def cmd_compile(a) -> int:
 def cmd_cosim(a) -> int:
     from .sim.cosim import summary
     levels = [lv.strip() for lv in a.levels.split(",") if lv.strip()]
+    sharded = a.shards > 1 or bool(a.scheduler)
+    if a.shards < 1:
+        raise BnnccError(f"--shards must be at least 1, got {a.shards}")
+    if sharded and ("onnx" in levels or a.labels or a.expect):
+        raise BnnccError("--shards / --scheduler run the integer levels (golden, csim, "
+                         "rtlsim) only, without --labels or --expect")
     acc = _fold(a)
     x = _input(acc, a.input)
     labels = _load_npy(a.labels) if a.labels else None
     expect = _load_npy(a.expect) if a.expect else None
-    rep = acc.cosim(x, levels, labels=labels, expect=expect, backpressure=a.backpressure,
-                    seed=a.seed)
+    if sharded:
+        from .api import check_cosim
+        check_cosim(levels, a.backpressure)
+        rep = _cosim_parallel(a, acc.board, acc.clock_mhz, x, levels)
+    else:
+        rep = acc.cosim(x, levels, labels=labels, expect=expect,
+                        backpressure=a.backpressure, seed=a.seed)
     print(_json(rep) if a.json else summary(rep))
     if not rep["exact"]:
         m = rep["first_mismatch"]
@@ -141,6 +157,19 @@ def cmd_cosim(a) -> int:
         print(f"bnncc: mismatch: top-1 of {worst} agrees with {rep['reference']} on "
               f"{rep['agreement'][worst]:.4f} of the frames", file=sys.stderr)
     return 0 if rep["exact"] and rep.get("agrees", True) else 1
+
+
+def _cosim_parallel(a, board, clock, x, levels) -> dict:
+    """cosim of --shards pieces of the batch on the executor of --scheduler."""
+    from .executor import executor, model_ref, read_model
+    from .folding import load_config
+    from .sim.shards import CosimJob, run
+    ref = model_ref(a.model, a.input_type, a.input_scale)
+    job = CosimJob(ref, board, clock, tuple(levels), x, fps=a.fps, budget=_budget(a),
+                   config=load_config(a.config) or None, backpressure=a.backpressure,
+                   seed=a.seed)
+    with executor(a.scheduler) as ex:
+        return run([job], ex, a.shards, {ref.sha256: read_model(a.model)})[0]
 
 
 def _list(text: str | None, kind=str) -> list | None:
@@ -181,6 +210,10 @@ def cmd_sweep(a) -> int:
         raise BnnccError(f"--clock-mhz needs positive clocks, got {a.clock_mhz}")
     budget = _budget_list(a.budget)
     budget_of(boards[0], budget)                      # unknown resources fail here
+    if a.points < 2:
+        raise BnnccError(f"--points must be at least 2, got {a.points}")
+    if a.workers is not None and a.workers < 1:
+        raise BnnccError(f"--workers must be at least 1, got {a.workers}")
     refs = [model_ref(m, a.input_type, a.input_scale) for m in a.models]
     data = {r.sha256: read_model(r.path) for r in refs}
     with executor(a.scheduler, a.workers) as ex:
@@ -290,6 +323,12 @@ def parser() -> argparse.ArgumentParser:
                         "(rtlsim), in [0, 1)")
     s.add_argument("--seed", type=int, default=0, help="seed of the backpressure pattern")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.add_argument("--shards", type=int, default=1,
+                   help="cut the batch into N pieces run in parallel (on --scheduler; "
+                        "integer levels only)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler for the shards ('local', 'none', tcp://...; "
+                        "also $BNNCC_SCHEDULER)")
     _board_args(s)
 
     s = _cmd(sub, "estimate", "frames/s, latency and resources of the folded design",
@@ -439,6 +478,8 @@ def _quiet_stdout() -> None:
 def main(argv=None) -> int:
     """Exit codes: 0 success, 1 verification mismatch, 2 bad or unsupported input (or a
     file that cannot be written), 3 internal error, 130 interrupted, 141 broken pipe."""
+    if argv is None:   # a real process (the console script): SIGTERM cleans up too
+        install_handlers()
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     debug = _debug_wanted(argv)
     argv = [a for a in argv if a != "--debug"]
@@ -460,6 +501,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         _say("bnncc: interrupted")
         return 130
+    except Terminated:
+        _say("bnncc: terminated")
+        return 143
     except BrokenPipeError:
         _quiet_stdout()
         _say("bnncc: error: the output pipe was closed before bnncc finished writing")

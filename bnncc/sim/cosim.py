@@ -158,8 +158,8 @@ def summary(rep: dict) -> str:
     rows = [head, ["---"] * len(head)]
     fmt = lambda v, f: "" if v is None else format(v, f)
     for lv in levels:
-        f = rep["fps"].get(lv)
-        r = [lv, fmt(rep["seconds"].get(lv), ".2f"),
+        f = rep.get("fps", {}).get(lv)
+        r = [lv, fmt(rep.get("seconds", {}).get(lv), ".2f"),
              "" if f is None else (f"{f:,.0f}" if f >= 100 else f"{f:.3g}")]
         if "accuracy" in rep:
             r.append(fmt(rep["accuracy"].get(lv), ".4f"))
