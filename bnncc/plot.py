@@ -32,14 +32,19 @@ def _import_matplotlib():
         import matplotlib
         import matplotlib.figure  # noqa: F401
         return matplotlib
+    import logging
     import shutil
     import tempfile
     tmp = tempfile.mkdtemp(prefix="bnncc-mpl-")
     os.environ["MPLCONFIGDIR"] = tmp
+    mpl_log = logging.getLogger("matplotlib")
+    level = mpl_log.level
+    mpl_log.setLevel(logging.ERROR)    # a font list it cannot save is not the user's news
     try:
         import matplotlib
         import matplotlib.figure  # noqa: F401  (builds the font list)
     finally:
+        mpl_log.setLevel(level)
         del os.environ["MPLCONFIGDIR"]
         shutil.rmtree(tmp, ignore_errors=True)
     return matplotlib
