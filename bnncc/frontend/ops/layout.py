@@ -1,0 +1,118 @@
+"""Layout and shape ops: they permute stream positions (Reshape, Flatten, Transpose,
+Squeeze, Unsqueeze) or fold shape arithmetic on constants (Shape, Gather, Cast, ...)."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import numpy_helper
+
+from ..values import Act, Const, QConst
+from . import handles
+
+
+class LayoutOps:
+    def layout(self, node, ins, attrs, fn):
+        """Apply a layout-only op `fn(array)` to pos and every chain param of an Act."""
+        x = ins[0]
+        pos = fn(x.pos)
+        chain = [op.map_params(lambda p: fn(np.broadcast_to(p, x.shape))) if op.params else op
+                 for op in x.chain]
+        y = Act(tuple(pos.shape), pos, x.src, x.dtype, chain, x.shared)
+        for k in ("head", "out_dtype", "out_shape"):
+            if hasattr(x, k):
+                raise self.err("layout change after the output head is not supported", node)
+        return y
+
+    @handles("Constant")
+    def op_Constant(self, node, ins, attrs):
+        for k in ("value", "value_float", "value_int", "value_floats", "value_ints"):
+            if k in attrs:
+                v = attrs[k]
+                return Const(numpy_helper.to_array(v) if hasattr(v, "dims") else np.array(v))
+        raise self.err("unsupported Constant form", node)
+
+    @handles("Identity", "Dropout")
+    def op_Identity(self, node, ins, attrs):
+        return ins[0]
+
+
+    @handles("Shape")
+    def op_Shape(self, node, ins, attrs):
+        x = ins[0]
+        shape = np.array(x.shape if isinstance(x, Act) else x.value.shape, np.int64)
+        return Const(shape[attrs.get("start", 0):attrs.get("end", len(shape))])
+
+    def _layout_or_fold(self, node, ins, attrs, fn):
+        folded = self.generic(node, ins, attrs)
+        if folded is not None:
+            return self._fold_quant_const(node, ins, folded, fn)
+        if not isinstance(ins[0], Act) or any(isinstance(v, Act) for v in ins[1:] if v):
+            raise self.err("only the data input may be non-constant", node)
+        return self.layout(node, ins, attrs, fn)
+
+    def _fold_quant_const(self, node, ins, folded, fn):
+        """Layout ops on a quantized constant keep its integer representation."""
+        c = ins[0]
+        if isinstance(c, Const) and c.quant is not None and len(folded) == 1:
+            qc = c.quant
+            q = fn(qc.q)
+            full = lambda a: fn(np.broadcast_to(a, qc.q.shape))
+            folded[0].quant = QConst(q, full(qc.scale), full(qc.zeropt), qc.dtype)
+        return folded
+
+    @handles("Reshape")
+    def op_Reshape(self, node, ins, attrs):
+        def fn(a, shape=None):
+            target = [int(v) for v in self.const(node.input[1], node)]
+            src = a.shape
+            if not attrs.get("allowzero", 0):
+                target = [src[i] if v == 0 else v for i, v in enumerate(target)]
+            return a.reshape(target)
+        return self._layout_or_fold(node, ins, attrs, fn)
+
+    @handles("Flatten")
+    def op_Flatten(self, node, ins, attrs):
+        axis = attrs.get("axis", 1)
+        def fn(a):
+            ax = axis % a.ndim if a.ndim else 0
+            return a.reshape(int(np.prod(a.shape[:ax])), -1)
+        return self._layout_or_fold(node, ins, attrs, fn)
+
+    @handles("Transpose")
+    def op_Transpose(self, node, ins, attrs):
+        perm = attrs.get("perm")
+        return self._layout_or_fold(node, ins, attrs,
+                                    lambda a: np.transpose(a, perm))
+
+    def _axes(self, node, attrs):
+        if "axes" in attrs:
+            return [int(a) for a in attrs["axes"]]
+        if len(node.input) > 1 and node.input[1]:
+            return [int(a) for a in self.const(node.input[1], node)]
+        return None
+
+    @handles("Squeeze")
+    def op_Squeeze(self, node, ins, attrs):
+        axes = self._axes(node, attrs)
+        def fn(a):
+            ax = tuple(x % a.ndim for x in axes) if axes is not None else \
+                tuple(i for i, d in enumerate(a.shape) if d == 1)
+            return np.squeeze(a, axis=ax)
+        return self._layout_or_fold(node, ins, attrs, fn)
+
+    @handles("Unsqueeze")
+    def op_Unsqueeze(self, node, ins, attrs):
+        axes = self._axes(node, attrs)
+        def fn(a):
+            out = a
+            nd = a.ndim + len(axes)
+            for ax in sorted(x % nd for x in axes):
+                out = np.expand_dims(out, ax)
+            return out
+        return self._layout_or_fold(node, ins, attrs, fn)
+
+    @handles("Gather", "Cast", "Pow", "Sqrt", "Neg", "Range", "ConstantOfShape", "Expand", "Slice", "Floor", "Ceil", "Exp", "Log", "Reciprocal")
+    def _const_only(self, node, ins, attrs):
+        folded = self.generic(node, ins, attrs)
+        if folded is None:
+            raise self.err(f"{node.op_type} on a non-constant tensor is not supported", node)
+        return folded
