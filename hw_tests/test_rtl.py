@@ -25,6 +25,7 @@ from bnncc.sim.tools import verilator_env, yosys_cmd
 from bnncc.testing.designs import chain_design as make_design
 from bnncc.testing.designs import fixture_index as _index
 from bnncc.testing.designs import generated_design, graph_design, model_inputs, pool_model, rand_values
+from bnncc.testing.designs import padded_design
 
 REPO = Path(__file__).resolve().parent.parent
 BIP = DataType.bipolar()
@@ -113,6 +114,14 @@ def test_fixture_model(entry):
 @pytest.mark.parametrize("seed", range(int(os.environ.get("BNNCC_RTL_NETS", "20"))))
 def test_random_network(seed):
     d, q = generated_design(seed, integer=False)
+    check_stream(d, q, seed=seed)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_padded_network(seed):
+    """Random padded binary conv networks (border corrections): exact under
+    backpressure, cycles per frame within 5% of the estimate."""
+    d, q = padded_design(seed)
     check_stream(d, q, seed=seed)
 
 
