@@ -129,7 +129,7 @@ def test_activations_are_non_trivial(cases):
     total = 0
     for c in cases:
         names = c.meta["act_tensors"]
-        out, acts = netgen._reference_batched(c.model, c.inputs, names)
+        out, acts = netgen.reference._reference_batched(c.model, c.inputs, names)
         np.testing.assert_array_equal(out, c.outputs)
         for name, v in acts.items():
             total += 1
@@ -187,7 +187,7 @@ def test_residual_coverage():
     blocks = []
     for s in range(2, 120, 5):
         rng = np.random.default_rng([s, 100 + INT_FAMILIES.index(fam), 0])
-        _, _, meta = netgen._build_qonnx_int(rng, fam, "")
+        _, _, meta = netgen.integer._build_qonnx_int(rng, fam, "")
         blocks += meta["blocks"]
     adds = [b for b in blocks if b["kind"] == "add"]
     cats = [b for b in blocks if b["kind"] == "concat"]
