@@ -13,7 +13,7 @@ from bnncc.frontend.ops.padding import same_pads
 from bnncc.layers import MVAU, SlidingWindow
 from bnncc.layers.bits import Packed, pack_bits
 from bnncc.layers.border import Border
-from bnncc.testing.netgen_pad import random_padded_network
+from bnncc.testing.netgen.padded import random_padded_network
 from conftest import fixture_index, fixture_path
 from pad_oracle import check_border_layer
 

@@ -1,12 +1,12 @@
 """Golden model == onnxruntime / qonnx exactly on 100 random padded binary convolution
-networks (bnncc.testing.netgen_pad: pads 0-2, strides 1-2, kernels 1-5, explicit pads,
+networks (bnncc.testing.netgen.padded: pads 0-2, strides 1-2, kernels 1-5, explicit pads,
 auto_pad SAME_*, Pad nodes with 0 / +1 / -1)."""
 import numpy as np
 import pytest
 
 from bnncc.frontend.lower import lower
 from bnncc.layers import MVAU
-from bnncc.testing.netgen_pad import random_padded_network
+from bnncc.testing.netgen.padded import random_padded_network
 
 GROUPS = 4
 PER_GROUP = 25

@@ -62,11 +62,11 @@ def generated_design(seed: int, integer: bool = True) -> tuple[Design, np.ndarra
 
 
 def padded_design(seed: int) -> tuple[Design, np.ndarray]:
-    """The lowered design of padded binary conv network `seed` (bnncc.testing.netgen_pad)
+    """The lowered design of padded binary conv network `seed` (bnncc.testing.netgen.padded)
     with fold_simple folding, and its quantized reference inputs."""
     from ..folding import fold_simple
     from ..frontend.lower import lower
-    from .netgen_pad import random_padded_network
+    from .netgen.padded import random_padded_network
     case = random_padded_network(seed)
     d = fold_simple(lower(case.model, case.name))
     return d, d.quantize_input(case.inputs)

@@ -6,7 +6,7 @@ them: explicit Conv ``pads``, ``auto_pad`` SAME_UPPER / SAME_LOWER, or a constan
 node before the Conv (value 0, or Larq's +1 / -1). Half the networks are QONNX
 (``BipolarQuant`` input, bipolar or 2-3 bit integer weights), half plain ONNX (``Sign``
 on float weights and activations, onnxruntime reference). Each conv is followed by
-BatchNorm and a sign (parameters chosen by bnncc.testing.netgen so no decision boundary
+BatchNorm and a sign (parameters chosen by netgen.bn so no decision boundary
 sits within float32 rounding of a reachable accumulator), sometimes a 2x2 MaxPool; the
 last conv may stay raw (its padded accumulators reach the output through the host's
 float chain). Odd channel counts appear, so both the XNOR-popcount and the add/sub
@@ -17,11 +17,13 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from .netgen import (NetCase, _Act, _Builder, _acc_range, _assemble, _flatten, _gen_inputs,
-                     _make_bn, _np_maxpool2, _rename_tensor, _weights, reference_outputs)
-from . import netgen
+from .binary import _acc_range, _fc, _flatten, _weights
+from .bn import _make_bn
+from .common import (_N_CAL, NetCase, _Act, _Builder, _assemble, _gen_inputs, _np_maxpool2,
+                     _rename_tensor)
+from .reference import reference_outputs
 
-FAMILY = "binary-pad-conv"
+PADDED_FAMILY = "binary-pad-conv"
 _FAM_ID = 19
 
 
@@ -102,7 +104,7 @@ def _build(rng, name: str):
     B.cur = "global_in"
     B.tensor_names.add(B.cur)
     B.shape = (1,) + in_shape
-    B.cal = _gen_inputs(rng, netgen._N_CAL, in_shape, 0.0).astype(np.float64)
+    B.cal = _gen_inputs(rng, _N_CAL, in_shape, 0.0).astype(np.float64)
     if plain:   # Sign of never-zero inputs: bipolar values, INT2 type (Sign(0) = 0)
         act = _Act("sign", 1.0, -1, 1, 1)
     else:
@@ -140,7 +142,6 @@ def _build(rng, name: str):
         B.layers.append(info)
     _flatten(B, "head", meta["reshape"])
     if not raw_last:
-        from .netgen import _fc
         info = {}
         _fc(B, "out", int(rng.integers(2, 9)), 1, act, plain, info)
         info["act"] = "none"
@@ -150,13 +151,13 @@ def _build(rng, name: str):
     return model, B.ops, in_shape, meta
 
 
-def random_padded_network(seed: int, family: str = FAMILY, n_inputs: int = 8) -> NetCase:
+def random_padded_network(seed: int, family: str = PADDED_FAMILY, n_inputs: int = 8) -> NetCase:
     """Network number `seed` of the padded-binary-conv family with `n_inputs` inputs and
     the reference executor's outputs (onnxruntime, or qonnx's for QONNX graphs)."""
-    if family != FAMILY:
-        raise ValueError(f"unknown family {family!r}; expected {FAMILY!r}")
+    if family != PADDED_FAMILY:
+        raise ValueError(f"unknown family {family!r}; expected {PADDED_FAMILY!r}")
     rng = np.random.default_rng([seed, _FAM_ID, 0])
-    name = f"{FAMILY}-s{seed}"
+    name = f"{PADDED_FAMILY}-s{seed}"
     model, ops, in_shape, meta = _build(rng, name)
     onnx.checker.check_model(model)
     in_rng = np.random.default_rng([seed, _FAM_ID, 1])
@@ -166,5 +167,5 @@ def random_padded_network(seed: int, family: str = FAMILY, n_inputs: int = 8) ->
         x = fn(x)
     outputs = reference_outputs(model, inputs)
     meta["sim_outputs"] = np.asarray(x).astype(outputs.dtype)
-    return NetCase(name=name, model=model, inputs=inputs, outputs=outputs, family=FAMILY,
+    return NetCase(name=name, model=model, inputs=inputs, outputs=outputs, family=PADDED_FAMILY,
                    meta=meta)
