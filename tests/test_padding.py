@@ -158,6 +158,12 @@ def test_padded_bipolar_conv_equals_onnxruntime(attrs, pre):
       helper.make_node("Relu", ["p"], ["r"], name="relu")], "r", "Pad node feeding Relu"),
     ([helper.make_node("Pad", ["a", "pads", "half"], ["p"], name="pad", mode="constant")], "p",
      "padding with 0.5"),
+    ([helper.make_node("MaxPool", ["a"], ["p"], name="pool", kernel_shape=[2, 2],
+                       pads=[1, 1, 1, 1])], "p", "padded MaxPool"),
+    ([helper.make_node("MaxPool", ["a"], ["p"], name="pool", kernel_shape=[2, 2],
+                       auto_pad="SAME_UPPER")], "p", "padded MaxPool"),
+    ([helper.make_node("AveragePool", ["a"], ["p"], name="pool", kernel_shape=[2, 2],
+                       pads=[1, 1, 1, 1], count_include_pad=1)], "p", "count_include_pad=1"),
 ])
 def test_unsupported_padding_is_exit_2(pre, input_name, why, tmp_path, cli):
     m = _sign_conv_model(pre, {}, input_name)

@@ -55,6 +55,8 @@ class SlidingWindow(Layer):
 
     def describe(self) -> dict:
         d = {"kernel": list(self.kernel), "stride": list(self.stride), "pads": list(self.pads)}
+        if any(self.pads):
+            d["pad_value"] = self.pad_value
         return {**d, "parallel": True} if self.parallel else d
 
     def padded(self) -> tuple[int, int]:
