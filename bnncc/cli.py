@@ -1,13 +1,16 @@
 """Command line: bnncc inspect | run (more commands as backends land).
 
 Exit codes: 0 success, 2 bad or unsupported input (one line on stderr naming file, node
-and op), 1 verification mismatch. No traceback ever reaches the user for bad input.
+and op), 1 verification mismatch, 3 internal error, 130 interrupted. No traceback ever
+reaches the user unless asked for with --debug.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -111,7 +114,8 @@ def cmd_compile(a) -> int:
     from .project import render_project, write_project
     design, board, clock = _prepare(a)
     files = render_project(design, board, clock, a.model)
-    out = write_project(files, a.output, force=a.force)
+    out = write_project(files, a.output, force=a.force, keep_others=a.keep_others,
+                        model=a.model)
     print(f"wrote {out}/ ({len(files)} files): hls/, rtl/, report.json, README.md")
     return 0
 
@@ -151,6 +155,61 @@ def cmd_cosim(a) -> int:
     return 0 if rep["exact"] else 1
 
 
+def _list(text: str | None, kind=str) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [kind(t.strip()) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise BnnccError(f"not a comma-separated list of numbers: {text!r}") from None
+
+
+def _budget_list(text: str | None) -> dict | None:
+    """LUT=0.7,BRAM18=0.8 -> {"LUT": 0.7, "BRAM18": 0.8}."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        try:
+            out[k.strip().upper()] = float(v)
+        except ValueError:
+            raise BnnccError(f"--budget takes RES=FRACTION,... (e.g. LUT=0.7), got {text!r}") from None
+        if not out[k.strip().upper()] > 0:
+            raise BnnccError(f"--budget {k.strip()} must be positive")
+    return out
+
+
+def cmd_sweep(a) -> int:
+    import json
+    from .boards import get_board, list_boards
+    from .executor import executor, model_ref, read_model
+    from .folding import budget_of
+    from .sweep import markdown, sweep, write
+    names = _list(a.boards)
+    boards = [get_board(n) for n in names] if names else list_boards()
+    clocks = _list(a.clock_mhz, float)
+    if clocks is not None and (not clocks or min(clocks) <= 0):
+        raise BnnccError(f"--clock-mhz needs positive clocks, got {a.clock_mhz}")
+    budget = _budget_list(a.budget)
+    budget_of(boards[0], budget)                      # unknown resources fail here
+    refs = [model_ref(m, a.input_type, a.input_scale) for m in a.models]
+    data = {r.sha256: read_model(r.path) for r in refs}
+    with executor(a.scheduler, a.workers) as ex:
+        res = sweep(refs, boards, clocks, a.points, budget, ex, data if ex.kind == "dask" else None)
+    if a.output:
+        files = write(res, a.output)
+    if a.json:
+        print(json.dumps(res, sort_keys=True))
+    elif a.output:
+        n = sum(len(r["pareto"]) for r in res["results"])
+        print(f"wrote {a.output}/ ({len(files)} files): sweep.json, sweep.md, plots, configs/; "
+              f"{len(res['results'])} fronts, {n} points")
+    else:
+        print(markdown(res))
+    return 0
+
+
 def cmd_boards(a) -> int:
     from .boards import RESOURCES, list_boards
     print(f"{'board':<12} {'part':<22} {'MHz':>5} " + " ".join(f"{r:>8}" for r in RESOURCES))
@@ -161,8 +220,10 @@ def cmd_boards(a) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bnncc", description=__doc__.splitlines()[0])
+    p = _Parser(prog="bnncc", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"bnncc {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="print the traceback of an internal error (also BNNCC_DEBUG=1)")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("inspect", help="print the lowered IR, one line per layer")
     s.add_argument("model")
@@ -181,7 +242,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, metavar="DIR")
     _board_args(s)
     s.add_argument("--force", action="store_true",
-                   help="replace DIR even if bnncc did not create it")
+                   help="write into DIR even if bnncc did not create it (files bnncc did "
+                        "not write are never deleted)")
+    s.add_argument("--keep-others", action="store_true",
+                   help="DIR holds files bnncc did not write: keep them as they are")
     s.set_defaults(fn=cmd_compile)
 
     s = sub.add_parser("cosim", help="compare golden / C simulation / RTL simulation bit for bit")
@@ -200,6 +264,27 @@ def parser() -> argparse.ArgumentParser:
     _board_args(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_estimate)
+
+    s = sub.add_parser("sweep", help="the fps-versus-resources Pareto front per model and board")
+    s.add_argument("models", nargs="+", metavar="MODEL")
+    s.add_argument("--boards", default=None, metavar="B1,B2",
+                   help="board names or .toml files (default: every known board)")
+    s.add_argument("--clock-mhz", default=None, metavar="F1,F2",
+                   help="clocks to sweep (default: each board's own)")
+    s.add_argument("--points", type=int, default=24,
+                   help="target intervals per model x board x clock (default 24)")
+    s.add_argument("--budget", default=None, metavar="LUT=0.7,BRAM18=0.8",
+                   help="fractions of the board a design may use to count as fitting")
+    s.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help="write sweep.json, sweep.md, a plot per model and configs/ here")
+    s.add_argument("--json", action="store_true", help="print the JSON")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler (tcp://host:8786; also $BNNCC_SCHEDULER); 'local' "
+                        "(default) starts a LocalCluster here, 'none' runs in this process")
+    s.add_argument("--workers", type=int, default=None,
+                   help="workers of the local cluster (default: one per core)")
+    _input_args(s)
+    s.set_defaults(fn=cmd_sweep)
 
     s = sub.add_parser("boards", help="list the known boards")
     s.set_defaults(fn=cmd_boards)
@@ -231,16 +316,91 @@ def _board_args(s) -> None:
                    help="per-layer folding overrides: {\"layers\": {\"mvau_1\": {\"PE\": 8}}}")
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error bnncc promises (exit 2) instead of the usage."""
+
+    def error(self, message):
+        sys.stderr.write(f"bnncc: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def _debug_wanted(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("BNNCC_DEBUG", "") not in ("", "0")
+
+
+def _say(line: str) -> None:
     try:
-        return args.fn(args)
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv=None) -> int:
+    """Exit codes: 0 success, 1 verification mismatch, 2 bad or unsupported input (or a
+    file that cannot be written), 3 internal error, 130 interrupted, 141 broken pipe."""
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    debug = _debug_wanted(argv)
+    argv = [a for a in argv if a != "--debug"]
+    args = None
+    try:
+        try:
+            args = parser().parse_args(argv)
+        except SystemExit as e:   # --help, --version, or a usage error already printed
+            return e.code if isinstance(e.code, int) else 2
+        with warnings.catch_warnings():
+            if not debug:   # one line on stderr means no library warnings either
+                warnings.simplefilter("ignore")
+            rc = args.fn(args)
+        sys.stdout.flush()
+        return rc
     except BnnccError as e:
-        print(f"bnncc: error: {e.line()}", file=sys.stderr)
+        _say(f"bnncc: error: {e.at(file=getattr(args, 'model', None)).line()}")
         return e.exit_code
     except KeyboardInterrupt:
-        print("bnncc: interrupted", file=sys.stderr)
+        _say("bnncc: interrupted")
         return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        _say("bnncc: error: the output pipe was closed before bnncc finished writing")
+        return 141
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:
+            return _internal(e, argv, debug)
+        where = e.filename or "standard output"
+        _say(f"bnncc: error: {where}: cannot write: {e.strerror}")
+        _quiet_stdout()
+        return 2
+    except MemoryError:
+        _say("bnncc: error: out of memory (the model or the input batch is too large)")
+        return 2
+    except Exception as e:
+        return _internal(e, argv, debug)
+
+
+def _internal(e: BaseException, argv: list[str], debug: bool) -> int:
+    """An error bnncc did not foresee is a bug: one line, the traceback on request."""
+    if debug:
+        import traceback
+        traceback.print_exception(e, file=sys.stderr)
+    why = " ".join(str(e).split())[:200]
+    hint = "" if debug else "; rerun with --debug (or BNNCC_DEBUG=1) for the traceback"
+    _say(f"bnncc: internal error: {type(e).__name__}: {why} (command: bnncc "
+         f"{' '.join(argv[:2])}); this is a bug in bnncc, please report it with the model"
+         f"{hint}")
+    return 3
 
 
 if __name__ == "__main__":

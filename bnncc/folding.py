@@ -27,12 +27,13 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from .boards import DEFAULT_BUDGET, budget_of  # noqa: F401  (re-exported)
 from .errors import BnnccError
-from .layers import MVAU, Concat, LabelSelect, SlidingWindow, WidthConverter
+from .layers import (MVAU, VVAU, Concat, LabelSelect, SlidingWindow,  # noqa: F401
+                     WidthConverter, in_elems, out_elems)
 from .layers.cost import RES, fifo_resources
 from .passes.fifos import FIFO_MIN_DEPTH, base_depth
 
-DEFAULT_BUDGET = {"LUT": 0.70, "FF": 0.80, "BRAM18": 0.80, "URAM": 0.80, "DSP": 0.80}
 # Shortest interval the optimizer aims for. Below a few dozen cycles per frame the RTL's
 # handshakes, not the folding, set the rate (Verilator measured 2.4 cycles for a 2-cycle
 # folding of tfc_small_w1a1, 10 for an 8-cycle one), so the cycle model would be wrong;
@@ -42,28 +43,6 @@ MIN_INTERVAL = 64
 
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def in_elems(layer) -> int:
-    """Elements per input word."""
-    if isinstance(layer, SlidingWindow):
-        return layer.channels if layer.parallel else layer.simd
-    if isinstance(layer, MVAU):
-        return layer.simd
-    if isinstance(layer, WidthConverter):
-        return layer.in_elems
-    return getattr(layer, "pe", 1)
-
-
-def out_elems(layer) -> int:
-    """Elements per output word."""
-    if isinstance(layer, SlidingWindow):
-        return layer.out_shape[-1] if layer.parallel else layer.simd
-    if isinstance(layer, LabelSelect):
-        return 1
-    if isinstance(layer, WidthConverter):
-        return layer.out_elems
-    return getattr(layer, "pe", 1)
 
 
 def edge_fifo(consumer) -> tuple[int, int]:
@@ -108,10 +87,23 @@ def fold_simple(design, target_cycles: int = 1 << 15):
                 swg.simd, swg.parallel = layer.simd, False
             else:
                 _fold_mvau(layer, target_cycles, layer.mw)
+        elif isinstance(layer, VVAU):
+            layer.pe = next(p for p in layer.legal_pe()
+                            if layer.pixels * (layer.groups // p) * layer.k <= target_cycles
+                            or p == layer.groups)
+            _sync_window(design, layer)
         elif _channel_pe_attr(layer) is not None:
             _fold_channels(layer, _channel_pe_attr(layer), layer.cycles() * layer.pe,
                            target_cycles)
     return insert_width_converters(design)
+
+
+def _sync_window(design, vv: VVAU) -> None:
+    """The depthwise-order window in front of a VVAU carries PE whole groups per word."""
+    for p in design.graph.predecessors(vv.name):
+        swg = design.layer(p)
+        if isinstance(swg, SlidingWindow):
+            swg.simd, swg.parallel = vv.in_word, False
 
 
 # --------------------------------------------------------------------------- width converters
@@ -212,6 +204,10 @@ def build_units(design, board=None, allow_uram: bool = False, pins: dict | None 
         layer = g.nodes[name]["layer"]
         succ = list(g.successors(name))
         if isinstance(layer, SlidingWindow) and len(succ) == 1 and \
+                isinstance(g.nodes[succ[0]]["layer"], VVAU):
+            taken.add(succ[0])
+            units.append(_vvau_unit(g.nodes[succ[0]]["layer"], layer, pins))
+        elif isinstance(layer, SlidingWindow) and len(succ) == 1 and \
                 isinstance(g.nodes[succ[0]]["layer"], MVAU):
             mv = g.nodes[succ[0]]["layer"]
             taken.add(succ[0])
@@ -244,11 +240,13 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
         if pe_pin not in pes:
             raise BnnccError(f"config: PE={pe_pin} of {mv.name} does not divide MH={mv.mh}")
         pes = [pe_pin]
+    par_pin = pins.get(swg.name, {}).get("parallel") if swg is not None else None
+    par_ok = swg is not None and _offer_parallel(swg) and par_pin is not False
     if simd_pin is not None:
-        if simd_pin not in simds:
+        if simd_pin not in simds and not (par_ok and mv.mw % simd_pin == 0):
             raise BnnccError(f"config: SIMD={simd_pin} of {mv.name} must divide MW={mv.mw}"
                              + (f" and the {swg.channels} channels of {swg.name}" if swg else ""))
-        simds = [simd_pin]
+        simds = [s for s in simds if s == simd_pin]
     if st_pin is not None:
         st_pin = {"bram": "block", "lutram": "lut", "distributed": "lut", "ultra": "uram"}.get(
             str(st_pin).lower(), str(st_pin).lower())
@@ -259,10 +257,10 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
            swg.parallel if swg is not None else None)
     opts, cyc, res = [], [], []
     swg_cache = {}
-    modes = [(s, False) for s in simds]
-    if swg is not None and _offer_parallel(swg) and pins.get(swg.name, {}).get("parallel", True):
-        par_simds = [s for s in divisors(mv.mw) if simd_pin is None or s == simd_pin]
-        modes += [(s, True) for s in par_simds]
+    # a parallel window pinned on offers only parallel modes, pinned off only serial ones
+    modes = [] if par_ok and par_pin is True else [(s, False) for s in simds]
+    if par_ok:
+        modes += [(s, True) for s in divisors(mv.mw) if simd_pin is None or s == simd_pin]
     try:
         for simd, par in modes:
             if swg is not None:
@@ -303,6 +301,41 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
     return Unit(layers, opts, cyc, res)
 
 
+def _vvau_unit(vv: VVAU, swg, pins) -> Unit:
+    """A depthwise-order window and its VVAU: PE groups per cycle (the window's SIMD is
+    PE * CIN), weights in BRAM or LUTs."""
+    pes, styles = vv.legal_pe(), ["block", "lut"]
+    pe_pin, st_pin = _pin(pins, vv, "pe"), _pin(pins, vv, "mem_style")
+    if pe_pin is not None:
+        if pe_pin not in pes:
+            raise BnnccError(f"config: PE={pe_pin} of {vv.name} does not divide its "
+                             f"{vv.groups} groups")
+        pes = [pe_pin]
+    if st_pin is not None:
+        st = {"bram": "block", "lutram": "lut", "distributed": "lut"}.get(
+            str(st_pin).lower(), str(st_pin).lower())
+        if st not in styles:
+            raise BnnccError(f"config: mem_style of {vv.name} must be bram or lutram")
+        styles = [st]
+    old = (vv.pe, vv.mem_style, swg.simd, swg.parallel)
+    opts, cyc, res = [], [], []
+    try:
+        for pe in pes:
+            vv.pe, swg.simd, swg.parallel = pe, pe * vv.cin, False
+            fw, fd = edge_fifo(vv)
+            base = np.add(_vec(swg.resources()), _vec(fifo_resources(fw, fd)))
+            base = base + np.asarray(_vec(fifo_resources(swg.simd * swg.idt.bits,
+                                                         FIFO_MIN_DEPTH)))
+            for st in styles:
+                opts.append({vv.name: {"pe": pe, "mem_style": st},
+                             swg.name: {"simd": pe * vv.cin, "parallel": False}})
+                cyc.append(max(vv.cycles(), swg.cycles()))
+                res.append(base + np.asarray(_vec(vv.resources(st))))
+    finally:
+        vv.pe, vv.mem_style, swg.simd, swg.parallel = old
+    return Unit([swg, vv], opts, cyc, res)
+
+
 def _offer_parallel(swg) -> bool:
     """The parallel window pays off where a pixel is narrow (few channels, the first conv
     layers): there the channel-serial window caps the rate at KH*KW cycles per pixel. For
@@ -341,18 +374,6 @@ def _layer_res(layer) -> dict:
 
 
 # --------------------------------------------------------------------------- selection
-def budget_of(board, budget: dict | None = None) -> dict:
-    """Absolute budget per resource: fractions (<= 1) of the board, or absolute counts."""
-    frac = dict(DEFAULT_BUDGET)
-    for k, v in (budget or {}).items():
-        k2 = k.upper() if k.upper() in RES else ("BRAM18" if k.upper() == "BRAM" else None)
-        if k2 is None:
-            raise BnnccError(f"unknown budget resource '{k}' (use {', '.join(RES)})")
-        frac[k2] = float(v)
-    cap = board.capacity()
-    return {r: (frac[r] * cap[r] if frac[r] <= 1.0 else frac[r]) for r in RES}
-
-
 def _select(units, T, lam, bud) -> list[int] | None:
     """Index of the cheapest option with cycles <= T per unit (None if some unit cannot)."""
     scale = np.array([lam[i] / max(bud[r], 1e-9) for i, r in enumerate(RES)])
@@ -411,7 +432,8 @@ def load_config(config) -> dict:
         raise BnnccError(f"cannot read folding config: {e}", file=str(config)) from None
 
 
-def _setup(design, board, budget, config, allow_uram):
+def _setup(design, board, budget, config, allow_uram, units=None):
+    """Units (built unless given: a sweep builds them once per board) and the budget."""
     cfg = load_config(config)
     pins = cfg.get("layers", {})
     unknown = [n for n in pins if n not in design.graph.nodes]
@@ -420,7 +442,8 @@ def _setup(design, board, budget, config, allow_uram):
     b = dict(cfg.get("budget", {}))
     b.update(budget or {})
     allow = bool(cfg.get("allow_uram", allow_uram))
-    units = build_units(design, board, allow, pins)
+    if units is None:
+        units = build_units(design, board, allow, pins)
     return units, budget_of(board, b)
 
 
@@ -449,9 +472,10 @@ def _no_fit_error(units, bud, board):
 
 
 def fold_max_fps(design, board, clock_mhz: float | None = None, budget: dict | None = None,
-                 config=None, allow_uram: bool = False):
-    """The highest-fps folding whose estimated resources fit the budget."""
-    units, bud = _setup(design, board, budget, config, allow_uram)
+                 config=None, allow_uram: bool = False, units=None):
+    """The highest-fps folding whose estimated resources fit the budget (`units`:
+    build_units(design, board) kept from an earlier call with the same design and pins)."""
+    units, bud = _setup(design, board, budget, config, allow_uram, units)
     cands = np.unique(np.concatenate([u.cycles for u in units]))
     floor = max(int(u.cycles.min()) for u in units)
     cands = cands[cands >= max(floor, min(MIN_INTERVAL, int(cands.max())))]
@@ -516,11 +540,47 @@ def fold_for_fps(design, board, clock_mhz: float, fps: float, budget: dict | Non
         raise BnnccError(f"{fps:g} fps at {clock_mhz:g} MHz needs at most {T} cycles per frame; "
                          f"layer {u.name} needs {int(u.cycles.min())} even fully parallel "
                          f"(the model's maximum is {best:.0f} fps)")
-    sel, tot = _fit(units, T, bud)
-    if sel is None:       # does not fit the budget: still the cheapest design meeting fps
-        sel = tot if tot is not None else _select(units, T, np.ones(len(RES)), bud)
-    _apply(design, units, sel)
+    _fold_at(design, units, bud, T)
     return design
+
+
+def _fold_at(design, units, bud, T) -> bool:
+    """Apply the cheapest selection meeting interval T (False if some unit cannot)."""
+    sel, tot = _fit(units, T, bud)
+    if sel is None:       # does not fit the budget: still the cheapest design meeting T
+        sel = tot if tot is not None else _select(units, T, np.ones(len(RES)), bud)
+    if sel is None:
+        return False
+    _apply(design, units, sel)
+    return True
+
+
+def fold_intervals(design, board, intervals, budget: dict | None = None, config=None,
+                   allow_uram: bool = False, units=None):
+    """fold_for_fps at each target interval (cycles per frame) in turn, the units built
+    once: yields (T, folded) with the design folded for T (bnncc sweep estimates it)."""
+    units, bud = _setup(design, board, budget, config, allow_uram, units)
+    for T in intervals:
+        yield T, _fold_at(design, units, bud, int(T))
+
+
+def folding_config(design) -> dict:
+    """The folding of a design as a config that `--config` pins back exactly."""
+    layers = {}
+    for layer in design.layers():
+        if isinstance(layer, WidthConverter):
+            continue
+        if isinstance(layer, MVAU):
+            layers[layer.name] = {"PE": layer.pe, "SIMD": layer.simd,
+                                  "mem_style": layer.mem_style or layer.default_mem_style()}
+        elif isinstance(layer, VVAU):
+            layers[layer.name] = {"PE": layer.pe,
+                                  "mem_style": layer.mem_style or layer.default_mem_style()}
+        elif isinstance(layer, SlidingWindow):
+            layers[layer.name] = {"SIMD": layer.simd, "parallel": bool(layer.parallel)}
+        elif _channel_pe_attr(layer) is not None:
+            layers[layer.name] = {"PE": layer.pe}
+    return {"layers": layers}
 
 
 def fold(design, board, clock_mhz: float, fps: float | None = None, budget: dict | None = None,

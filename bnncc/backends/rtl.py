@@ -21,9 +21,8 @@ import numpy as np
 from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
-from ..folding import in_elems, out_elems
-from ..layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
-                      SumPool, Thresholding, WidthConverter)
+from ..layers import (MVAU, VVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool,
+                      SlidingWindow, SumPool, Thresholding, WidthConverter, in_elems, out_elems)
 from ..layers.cost import sbits, ubits
 from ..layers.streams import naf
 from ..passes.fifos import FIFO_MIN_DEPTH, fifo_depths
@@ -93,9 +92,7 @@ def rom_style(l: MVAU) -> str:
     """Yosys/Vivado rom_style of the weight ROM from the layer's weight memory style
     (bnncc.folding chooses it): "block" for BRAM (and URAM, whose contents cannot be
     initialized from a file: the RTL keeps such weights in BRAM), "logic" for LUTs."""
-    style = getattr(l, "mem_style", None)
-    if style is None:
-        style = "block" if l.mh * l.mw * l.wdt.bits >= 16384 else "lut"
+    style = getattr(l, "mem_style", None) or l.default_mem_style()
     return "logic" if style == "lut" else "block"
 
 
@@ -159,6 +156,31 @@ def _border(l: MVAU, mod: str, nf: int, accw: int, files: dict) -> dict:
                 depth=depth, cw=cw, cmem=f"{mod}_c.mem")
 
 
+def _vvau(l: VVAU, mod: str, files: dict) -> dict:
+    if l.binary and not (l.idt.is_bipolar and l.wdt.is_bipolar):
+        raise BnnccError(f"{l.name}: xnor-popcount VVAU needs bipolar input and weights")
+    gf, rows = l.groups // l.pe, l.pe * l.cout
+    dw, accw = l.rtl_widths()
+    lo, hi, _ = l.acc_bounds()
+    nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
+    wt = encode(l.weight_tiles(), l.wdt)                    # (PE, GF*K, COUT*CIN)
+    wt = wt.transpose(1, 0, 2).reshape(gf * l.k, rows * l.cin)
+    files[f"{mod}_w.mem"] = mem_lines(wt, l.wdt.bits)
+    ctx = dict(name=l.name, module=mod, groups=l.groups, cin=l.cin, cout=l.cout, k=l.k,
+               pe=l.pe, gf=gf, xb=l.idt.bits, wb=l.wdt.bits, dw=dw, accw=accw, ob=l.odt.bits,
+               nt=nt, binary=bool(l.binary), x_mode=mode(l.idt), w_mode=mode(l.wdt),
+               idt=l.idt, wdt=l.wdt, odt=l.odt, iw=l.pe * l.cin * l.idt.bits,
+               ow=rows * l.odt.bits, kw_=ubits(l.k - 1), gfw=ubits(gf - 1),
+               waw=ubits(gf * l.k - 1), wmem=f"{mod}_w.mem", out_base=out_base(l.odt),
+               rom_style=rom_style(l))
+    if nt:
+        t = np.clip(l.threshold_tiles(), lo - 1, hi + 1)    # (PE, GF, COUT*nT)
+        tc = (t & ((1 << accw) - 1)).astype(np.uint64).transpose(1, 0, 2).reshape(gf, rows * nt)
+        files[f"{mod}_t.mem"] = mem_lines(tc, accw)
+        ctx["tmem"] = f"{mod}_t.mem"
+    return ctx
+
+
 def _thresholding(l: Thresholding, mod: str, files: dict) -> dict:
     c, nt = l.channels, int(l.thresholds.shape[1])
     nf = c // l.pe
@@ -210,7 +232,7 @@ def _swg(l: SlidingWindow, mod: str, files: dict) -> dict:
                 need_span=span, wordw=l.simd * eb, padword=hexword([pad_code] * l.simd, eb),
                 aw=ubits(nr * roww - 1), rw_w=ubits(roww - 1), cntw=ubits(nr), hw=ubits(ih),
                 sw_w=m.bit_length() + 1, ohw=ubits(oh - 1), oww=ubits(ow - 1), kyw=ubits(kh - 1),
-                kxw=ubits(kw - 1), cfw=ubits(cf - 1),
+                kxw=ubits(kw - 1), cfw=ubits(cf - 1), depthwise=bool(l.depthwise),
                 ram_style="block" if nr * roww * l.simd * eb >= 16384 else "distributed")
 
 
@@ -298,7 +320,7 @@ def _labelselect(l: LabelSelect, mod: str, files: dict) -> dict:
                 iw=l.pe * l.idt.bits)
 
 
-KIND = {MVAU: ("mvau", _mvau), Thresholding: ("thresholding", _thresholding),
+KIND = {MVAU: ("mvau", _mvau), VVAU: ("vvau", _vvau), Thresholding: ("thresholding", _thresholding),
         SlidingWindow: ("swg", _swg), MaxPool: ("pool", _pool), SumPool: ("pool", _pool),
         LabelSelect: ("labelselect", _labelselect), Duplicate: ("duplicate", _duplicate),
         AddStreams: ("addstreams", _addstreams), Concat: ("concat", _concat)}

@@ -56,6 +56,7 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
         self.counts: dict[str, int] = {}
         self.input_stage: HostStage | None = None
         self.notes: list[str] = []
+        self.per_channel_widths = False
         self.consumers: dict[str, int] = {}
         for n in model.graph.node:
             for i in n.input:
@@ -167,6 +168,9 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
             if not np.all(np.isfinite(v)) or not np.array_equal(v, np.round(v)):
                 raise self.err("weights are not quantized (no Quant/BipolarQuant/Sign on them "
                                "and not integer-valued)", node)
+            if v.size and np.max(np.abs(v)) >= 2.0 ** 32:
+                raise self.err(f"integer-valued weights up to {np.max(np.abs(v)):g} are wider "
+                               "than 32 bits", node)
             q = v.astype(np.int64)
             return q, np.ones(v.shape[axis]), DataType.for_values(q)
         qc = c.quant
@@ -259,8 +263,17 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
         ostage = HostStage(shape=out.shape, gather=out.pos.reshape(-1), chain=out.chain,
                            head=head, out_dtype=getattr(out, "out_dtype", "float32"))
         shape = getattr(out, "out_shape", out.shape)
+        dims = g.output[0].type.tensor_type.shape.dim
+        declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        if g.output[0].type.tensor_type.HasField("shape") and not (
+                len(declared) == len(shape) and
+                all(d is None or d == s for d, s in zip(declared, shape))):
+            raise BnnccError(f"output '{g.output[0].name}' is declared with shape "
+                             f"{[d if d is not None else '?' for d in declared]} but the graph "
+                             f"computes {list(shape)}", file=self.path)
         return Design(self.path, self.g, self.in_name, self.in_shape, g.output[0].name,
-                      tuple(shape), self.input_stage, ostage, self.notes)
+                      tuple(shape), self.input_stage, ostage, self.notes,
+                      per_channel_widths=self.per_channel_widths)
 
     # -- constants and layout -------------------------------------------------------------
     def fold_standard(self, node, ins):
@@ -295,7 +308,11 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
 
 
 def lower(model: onnx.ModelProto, path: str, input_type: str | None = None,
-          input_scale: float = 1.0) -> Design:
+          input_scale: float = 1.0, prune: str = "auto") -> Design:
+    """`prune`: remove constant / unread channels ("auto": in networks with zero-weight
+    channels, "on", "off"; bnncc.passes.prune)."""
+    from ..passes.prune import prune_channels
     from ..passes.streams import insert_duplicates
     from ..passes.widths import minimize_widths
-    return minimize_widths(insert_duplicates(Lowering(model, path, input_type, input_scale).run()))
+    design = Lowering(model, path, input_type, input_scale).run()
+    return minimize_widths(insert_duplicates(prune_channels(design, prune)))

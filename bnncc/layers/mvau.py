@@ -171,6 +171,7 @@ class MVAU(Layer):
             **({"flipped": int(self.negated.sum())} if self.negated is not None else {}),
             **({"const_channels": self.const_channels} if self.const_channels else {}),
             **(self.border.describe() if self.border is not None else {}),
+            **({"removed": self.__dict__["removed"]} if self.__dict__.get("removed") else {}),
         }
 
     def cycles(self) -> int:
@@ -268,6 +269,20 @@ class MVAU(Layer):
               pe * nt * accw * (nf > 1)]
         return lut, ff
 
+    def lut_floor(self, style: str) -> int:
+        """LUTs the RTL cannot do with less, whatever Yosys does: a weight ROM in logic of
+        D words x W bits is W x ceil(D / 64) LUT6 (one per bit per 64 words), the
+        threshold ROM (always logic) likewise, the input buffer its LUT RAM cells."""
+        from .cost import lutram_sp
+        nf, sf = self.mh // self.pe, self.mw // self.simd
+        depth = nf * sf
+        wbits = self.pe * self.simd * self.wdt.bits
+        rom = wbits * -(-depth // 64) if style == "lut" and depth > 1 else 0
+        nt = 0 if self.thresholds is None else int(self.thresholds.shape[1])
+        trom = self.pe * nt * self.rtl_widths()[1] * -(-nf // 64) if nt and nf > 1 else 0
+        ibuf = lutram_sp(self.simd * self.idt.bits, sf) if nf > 1 else 0
+        return int(rom + trom + ibuf)
+
     def resources_by_style(self, styles) -> dict:
         from .cost import bram18, res, uram
         nf, sf = self.mh // self.pe, self.mw // self.simd
@@ -282,7 +297,7 @@ class MVAU(Layer):
             if self.border is not None:
                 bl, bf = self.border_cost()
                 lut, ffs = lut + bl, ffs + bf
-            out[st] = res(LUT=lut, FF=ffs, DSP=dsp,
+            out[st] = res(LUT=max(lut, self.lut_floor(st)), FF=ffs, DSP=dsp,
                           BRAM18=bram18(wbits, nf * sf) if st == "block" else 0,
                           URAM=uram(wbits, nf * sf) if st == "uram" else 0)
         return out
@@ -328,12 +343,14 @@ class MVAU(Layer):
     def held_words(self) -> int:
         return self.mw // self.simd + 2
 
-    def latency(self) -> int:
-        """Cycles from the first input word to the first output word (one pixel)."""
-        return (self.mh // self.pe) * (self.mw // self.simd) // max(1, self.mh // self.pe) + 4
+    def fill_drain(self) -> tuple[int, int]:
+        """(input words read before the first output word, cycles of output after the
+        last input word): a whole input vector, then the other neuron folds of the last."""
+        sf = self.mw // self.simd
+        return sf, (self.mh // self.pe - 1) * sf
 
 
-MVAU_LUT_BIN = [0.0, 0.2273, 0.0, 0.0, 0.0, 0.0, 0.0, 2.1476, 2.8207, 3.277, 0.0781, 0.0053, 0.7164, 102.319]
-MVAU_LUT_INT = [0.0, 0.0, 0.0, 2.7371, 0.0, 4.4435, 0.0, 0.0, 0.8344, 0.0, 0.0459, 0.0, 0.0, 0.0]
-MVAU_FF_BIN = [0.9615, 0.0, 1.6304, 0.6954, 0.7749, 0.3405]
-MVAU_FF_INT = [1.2235, 1.2811, 0.0, 0.8079, 1.1524, 0.4789]
+from .cost import coef  # noqa: E402
+
+MVAU_LUT_BIN, MVAU_FF_BIN = coef("MVAU_BIN")
+MVAU_LUT_INT, MVAU_FF_INT = coef("MVAU_INT")

@@ -1,10 +1,11 @@
-"""Compute ops: MatMul / Gemm become an MVAU, Conv a sliding window plus an MVAU."""
+"""Compute ops: MatMul / Gemm become an MVAU, Conv a sliding window plus an MVAU, a
+grouped or depthwise Conv a depthwise-order sliding window plus a VVAU."""
 from __future__ import annotations
 
 import numpy as np
 
 from ...datatypes import DataType
-from ...layers import MVAU, SlidingWindow
+from ...layers import MVAU, VVAU, SlidingWindow
 from ...layers.border import Border
 from ...passes.chain import ChainOp, reduce_channels
 from ...passes.widths import mvau_acc_range
@@ -24,6 +25,18 @@ class ComputeOps:
         accdt = DataType.for_range(int(lo.min()), int(hi.max()))
         layer = MVAU(self.new_name("mvau"), x.dtype, accdt, in_shape, out_shape, [node.name],
                      weights=wq, wdt=wdt, binary=binary, accdt=accdt, border=border)
+        self.add_layer(layer, pred)
+        return layer
+
+    def _vvau(self, node, x: Act, wq: np.ndarray, wdt: DataType, groups: int, kernel: tuple,
+              in_shape: tuple, out_shape: tuple, pred: str) -> VVAU:
+        """Build a VVAU from integer weights wq (C_out, K * CIN), columns k * CIN + ci."""
+        binary = x.dtype.is_bipolar and wdt.is_bipolar
+        lo, hi = mvau_acc_range(wq, x.dtype, binary)
+        accdt = DataType.for_range(int(lo.min()), int(hi.max()))
+        layer = VVAU(self.new_name("vvau"), x.dtype, accdt, in_shape, out_shape, [node.name],
+                     weights=wq, wdt=wdt, groups=groups, kernel=kernel, binary=binary,
+                     accdt=accdt)
         self.add_layer(layer, pred)
         return layer
 
@@ -122,23 +135,31 @@ class ComputeOps:
         pending = x.pad
         x = self.integer(x, node)
         self._spatial(node, x)
-        if attrs.get("group", 1) != 1:
-            raise self.err("grouped / depthwise convolution is not supported", node)
+        groups = int(attrs.get("group", 1))
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
             raise self.err("dilated convolution is not supported", node)
         s, r, add = self.int_input(x, node)
         wq, ws, wdt = self.weights(w, node, axis=0)
+        if wq.ndim != 4:
+            raise self.err(f"Conv weights must be 4-D (OC, IC, KH, KW), got {list(wq.shape)}",
+                           node)
         w_real = wq * ws[:, None, None, None]
+        oc, ic, kh, kw = wq.shape
+        if "kernel_shape" in attrs and list(attrs["kernel_shape"]) != [kh, kw]:
+            raise self.err(f"kernel_shape {list(attrs['kernel_shape'])} contradicts the "
+                           f"weights' {kh}x{kw} kernel", node)
+        _, c, h, wd = x.shape
+        if groups < 1 or c % groups or oc % groups or ic * groups != c:
+            raise self.err(f"group={groups} does not split {c} input channels into groups of "
+                           f"{ic} and {oc} output channels evenly", node)
         r_c = reduce_channels(r, x.pos.reshape(-1) % x.shape[1], x.shape[1])
         if r_c is None:
             raise self.err("input scale varies within a channel", node)
+        # the input channel each weight column reads: group g of output o reads g*ic + i
+        in_ch = (np.arange(oc)[:, None] // (oc // groups)) * ic + np.arange(ic)[None, :]
         if np.any(r_c != 1):   # per-channel input scales become integer weight factors
-            wq = wq * r_c.reshape(1, -1, 1, 1)
+            wq = wq * r_c[in_ch][:, :, None, None]
             wdt = DataType.for_values(wq)
-        oc, ic, kh, kw = wq.shape
-        _, c, h, wd = x.shape
-        if ic != c:
-            raise self.err(f"weights expect {ic} input channels, tensor has {c}", node)
         sh, sw = attrs.get("strides", [1, 1])
         (pt, pl, pb, pr), pad_real = self.conv_pads(node, x.shape, pending, attrs, (kh, kw),
                                                     (sh, sw))
@@ -155,12 +176,20 @@ class ComputeOps:
                 border = Border((h, wd), (oh, ow), (kh, kw), (sh, sw), (pt, pl, pb, pr), c)
         swg = SlidingWindow(self.new_name("swg"), x.dtype, x.dtype, (h, wd, c),
                             (oh, ow, kh * kw * c), [node.name], kernel=(kh, kw), stride=(sh, sw),
-                            pads=(pt, pl, pb, pr), pad_value=pad_value)
+                            pads=(pt, pl, pb, pr), pad_value=pad_value,
+                            depthwise=groups > 1, simd=ic if groups > 1 else 1)
         self.add_layer(swg, x.src)
         w_hw = wq.transpose(0, 2, 3, 1).reshape(oc, -1).copy()
-        offset = (add_c[None, :] * w_real.sum((2, 3))).sum(1)
-        layer = self._mvau(node, x, w_hw, ws, wdt, offset, (oh, ow, kh * kw * c), (oh, ow, oc),
-                           swg.name, border)
+        offset = (add_c[in_ch] * w_real.sum((2, 3))).sum(1)
+        if groups > 1:
+            if border is not None:
+                raise self.err("zero padding of bipolar input into a grouped / depthwise "
+                               "convolution is not supported (pad with +1 or -1 instead)", node)
+            layer = self._vvau(node, x, w_hw, wdt, groups, (kh, kw), (oh, ow, kh * kw * c),
+                               (oh, ow, oc), swg.name)
+        else:
+            layer = self._mvau(node, x, w_hw, ws, wdt, offset, (oh, ow, kh * kw * c),
+                               (oh, ow, oc), swg.name, border)
         mul, addv = layer.real_of_acc = self._acc_affine(layer, s, ws, offset)
         shape = (1, oc, oh, ow)
         cb = lambda v: self.full(np.asarray(v).reshape(1, oc, 1, 1), shape)

@@ -7,12 +7,12 @@ import numpy as np
 
 from ...datatypes import DataType
 from ...ir import INPUT, HostStage
-from ...layers import MVAU, Thresholding
+from ...layers import MVAU, VVAU, Thresholding
 from ...passes.chain import ChainOp, reduce_channels
 from ...passes.thresholds import fold_thresholds
 from ...passes.widths import mvau_acc_range
 from ...quantizers import (ROUNDING_MODES, BipolarQuant, FloatThresholds,
-                           IntQuant, SignQuant, TruncQuant)
+                           IntQuant, per_element_int_quant, SignQuant, TruncQuant)
 from ..values import Act, Const, QConst, _s, canonical_pos, hw_perm
 from . import handles
 
@@ -29,30 +29,50 @@ class QuantOps:
             raise self.err(f"quantizer parameter of shape {list(val.shape)} does not "
                            f"broadcast to {list(shape)}", node) from None
 
+    def _check_scale(self, node, scale):
+        bad = scale[~(np.isfinite(scale) & (scale > 0))]
+        if bad.size:
+            raise self.err(f"quantizer scale must be positive and finite, got {bad[0]:g}", node)
+
     @handles("Quant")
     def op_Quant(self, node, ins, attrs):
         x = ins[0]
         shape = x.value.shape if isinstance(x, Const) else x.shape
         scale = self._qparam(node, 1, shape)
         zeropt = self._qparam(node, 2, shape)
-        bits_arr = np.asarray(self.const(node.input[3], node))
-        if bits_arr.size != 1 or bits_arr.ravel()[0] != np.round(bits_arr.ravel()[0]) or \
-                not 1 <= bits_arr.ravel()[0] <= 32:
-            raise self.err(f"bit width must be one integer in 1..32, got {bits_arr.ravel()[:4]}",
+        bits_arr = np.asarray(self.const(node.input[3], node), np.float64)
+        if bits_arr.size == 0 or not np.all(np.isfinite(bits_arr)) or \
+                np.any(bits_arr != np.round(bits_arr)) or np.any(bits_arr < 0) or \
+                np.any(bits_arr > 32):
+            raise self.err(f"bit width must be integers in 0..32, got {bits_arr.ravel()[:4]}",
                            node)
-        bits = int(bits_arr.ravel()[0])
         signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
         rounding = _s(attrs.get("rounding_mode", "ROUND")).upper()
         if rounding not in ROUNDING_MODES:
             raise self.err(f"unknown rounding mode {rounding}", node)
+        self._check_scale(node, scale)
+        if not np.all(np.isfinite(zeropt)):
+            raise self.err("zero-point must be finite", node)
+        if bits_arr.size > 1 or bits_arr.ravel()[0] == 0:   # per-channel widths (or 0 bits)
+            try:
+                bits_full = np.broadcast_to(bits_arr, shape)
+            except ValueError:
+                raise self.err(f"bit width of shape {list(bits_arr.shape)} does not "
+                               f"broadcast to {list(shape)}", node) from None
+            self.per_channel_widths = True
+            return self.quantize(node, x, per_element_int_quant(scale, zeropt, bits_full,
+                                                                signed, narrow, rounding))
+        bits = int(bits_arr.ravel()[0])
         if bits == 1 and signed:
             dtype = DataType.bipolar()
         elif signed:
             dtype = DataType.int(bits, narrow)
         else:
             dtype = DataType.uint(bits, narrow)
-        if np.any(scale <= 0):
-            raise self.err("quantizer scale must be positive", node)
+        if np.any(zeropt < dtype.min) or np.any(zeropt > dtype.max):
+            bad = zeropt[(zeropt < dtype.min) | (zeropt > dtype.max)]
+            raise self.err(f"zero-point {bad.ravel()[0]:g} is outside the quantized type "
+                           f"{dtype}'s range [{dtype.min}, {dtype.max}]", node)
         quant = IntQuant(dtype, scale, zeropt, rounding)
         return self.quantize(node, x, quant)
 
@@ -61,8 +81,7 @@ class QuantOps:
         x = ins[0]
         shape = x.value.shape if isinstance(x, Const) else x.shape
         scale = self._qparam(node, 1, shape)
-        if np.any(scale <= 0):
-            raise self.err("quantizer scale must be positive", node)
+        self._check_scale(node, scale)
         return self.quantize(node, x, BipolarQuant(DataType.bipolar(), scale, np.zeros(shape)))
 
     @handles("Sign")
@@ -79,6 +98,7 @@ class QuantOps:
             return self._const_only(node, ins, attrs)
         shape = x.shape
         scale, zeropt = self._qparam(node, 1, shape), self._qparam(node, 2, shape)
+        self._check_scale(node, scale)
         in_bits = int(np.asarray(self.const(node.input[3], node)).ravel()[0])
         rounding = _s(attrs.get("rounding_mode", "FLOOR")).upper()
         opset = {o.domain: o.version for o in self.model.opset_import}.get(node.domain, 2)
@@ -148,6 +168,8 @@ class QuantOps:
         return self.fold(node, x, quant)
 
     def quantize_const(self, node, c: Const, quant):
+        if not np.all(np.isfinite(np.asarray(c.value, np.float64))):
+            raise self.err("the quantized constant (weights) holds NaN or Inf", node)
         q = quant.values(quant.levels(np.asarray(c.value, np.float32)))
         value = ((q - quant.zeropt) * quant.scale).astype(np.float32)
         dtype = quant.dtype
@@ -196,7 +218,8 @@ class QuantOps:
                 params.append(r)
             chain.append(ChainOp(op.op, tuple(params), op.node))
         qparams = {}
-        for k in ("scale", "zeropt", "in_scale", "in_zeropt", "trunc_scale"):
+        for k in ("scale", "zeropt", "in_scale", "in_zeropt", "trunc_scale", "qmin", "qmax",
+                  "sign1"):
             v = getattr(quant, k, None)
             if v is not None:
                 r = reduce_channels(np.broadcast_to(v, x.shape), channel_of, nch)
@@ -211,7 +234,7 @@ class QuantOps:
                 raise self.err("thresholds vary within a channel", node)
             qparams["thresholds"] = tch
         cq = type(quant)(**{**quant.__dict__, **qparams})
-        fuse = isinstance(src, MVAU) and src.thresholds is None and not x.shared and \
+        fuse = isinstance(src, (MVAU, VVAU)) and src.thresholds is None and not x.shared and \
             self.consumers.get(node.input[0], 1) == 1 and \
             self._unused_downstream(src.name)
         if fuse:
