@@ -302,7 +302,7 @@ _CONV_ATTRS = {
     "conv_kernel_three_dims": (2, "kernel_shape", [3, 3, 3]), "conv_dilation_0": (2, "dilations", [0, 1]),
     "conv_dilation_2": (2, "dilations", [2, 2]), "conv_group_0": (2, "group", 0),
     "conv_group_negative": (2, "group", -2), "conv_auto_pad_bad": (2, "auto_pad", "FOO"),
-    "conv_auto_pad_int": (2, "auto_pad", 1), "conv_auto_pad_same": (2, "auto_pad", "SAME_UPPER"),
+    "conv_auto_pad_int": (2, "auto_pad", 1), "conv_auto_pad_lowercase": (2, "auto_pad", "same_upper"),
     "conv_unknown_attr": (2, "bogus", [1]),
     "maxpool_kernel_0": (5, "kernel_shape", [0, 2]), "maxpool_kernel_negative": (5, "kernel_shape", [-2, 2]),
     "maxpool_stride_0": (5, "strides", [0, 0]), "maxpool_stride_negative": (5, "strides", [-2, 2]),

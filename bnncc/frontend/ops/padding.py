@@ -72,6 +72,8 @@ class PadOps:
         own pads (explicit or auto_pad) on top of a pending Pad node's (`pending`)."""
         h, w = shape[2], shape[3]
         auto = _s(attrs.get("auto_pad", "NOTSET"))
+        if auto != "NOTSET" and "pads" in attrs:
+            raise self.err(f"Conv has both auto_pad {auto} and explicit pads", node)
         if auto in ("SAME_UPPER", "SAME_LOWER"):
             pre = pending or (0, 0, 0, 0)
             hh, ww = h + pre[0] + pre[2], w + pre[1] + pre[3]
