@@ -125,6 +125,22 @@ def test_padded_network(seed):
     check_stream(d, q, seed=seed)
 
 
+@pytest.mark.parametrize("name", ["bnn_tutorial_pads1", "bnn_stride2_pads1"])
+def test_padded_fixture_max_fps(name):
+    """The padded fixtures at the optimizer's folding (wide SIMD: deep adder trees, so the
+    correction has to meet its word several pipeline stages after issue)."""
+    from bnncc import api
+    from bnncc.boards import get_board
+    from bnncc.folding import fold_max_fps
+    (entry,) = [e for e in _index() if e["name"] == name]
+    d = api.load(str(FIXTURES / entry["model"]))
+    fold_max_fps(d, get_board("pynq-z2"), 100.0)
+    assert max(len(l.rtl_tree()[1]) for l in d.layers()
+               if isinstance(l, MVAU) and l.border is not None) > 2
+    x = model_inputs(entry, 8)
+    check_stream(d, d.quantize_input(x))
+
+
 def _residual_seeds(n: int) -> list[int]:
     from bnncc.testing.netgen import random_int_network
     return [s for s in range(60) if random_int_network(s).family == "qonnx-residual"][:n]
