@@ -179,7 +179,6 @@ def _graph_cases():
     return {
         "unsupported_op": lambda: M(_replace(nodes, 4, helper.make_node("Softplus", ["hb"], ["a"])), inits),
         "unknown_domain": lambda: M(_replace(nodes, 4, helper.make_node("Foo", ["hb"], ["a"], domain="com.example")), inits),
-        "dynamic_batch": lambda: M(nodes, inits, xin(["N", 16])),
         "dynamic_dim": lambda: M(nodes, inits, xin([1, "K"])),
         "zero_size_dim": lambda: M(nodes, inits, xin([1, 0])),
         "negative_dim": lambda: M(nodes, inits, xin([1, -16])),

@@ -126,8 +126,8 @@ class LayoutOps:
         return self._fold_quant_const(node, ins, folded,
                                       lambda a: np.take(a, idx, axis=axis))
 
-    @handles("Cast", "Pow", "Sqrt", "Neg", "Range", "ConstantOfShape", "Expand", "Slice",
-             "Floor", "Ceil", "Exp", "Log", "Reciprocal")
+    @handles("Pow", "Sqrt", "Range", "ConstantOfShape", "Expand", "Slice", "Floor", "Ceil",
+             "Exp", "Log", "Reciprocal")
     def _const_only(self, node, ins, attrs):
         folded = self.generic(node, ins, attrs)
         if folded is None:
