@@ -488,12 +488,6 @@ def make_case(name: str, folder: str) -> Case:
     return Case(path, kind, args, batch, batch_file)
 
 
-def input_shape(case: Case) -> list[int]:
-    import onnx
-    m = onnx.load(case.path)
-    return [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
-
-
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "bad_corpus"
     for name in CASES:
