@@ -18,7 +18,7 @@ from ..errors import BnnccError, UnsupportedError
 from .validate import validate
 
 CUSTOM_DOMAINS = {"qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general",
-                  "finn", "qonnx"}
+                  "finn", "qonnx", "com.microsoft"}   # com.microsoft: onnxruntime's QGemm
 STANDARD_DOMAINS = {"", "ai.onnx"}
 
 

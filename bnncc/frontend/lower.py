@@ -36,6 +36,7 @@ from .ops.joins import JoinOps
 from .ops.layout import LayoutOps
 from .ops.pooling import PoolOps
 from .ops.qdq import QdqOps
+from .ops.qoperator import QOperatorOps
 from .ops.quantizers import QuantOps
 from .ops.sign import CMP_OPS, SignOps
 from .values import Act, Cmp, Const, _attrs, canonical_pos, hw_perm
@@ -44,8 +45,8 @@ from .values import Act, Cmp, Const, _attrs, canonical_pos, hw_perm
 __all__ = ["Act", "Const", "Lowering", "lower"]
 
 
-class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, ComputeOps,
-               PoolOps, HeadOps):
+class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, QOperatorOps,
+               ComputeOps, PoolOps, HeadOps):
     """One walk over the sorted nodes; the op handlers live in bnncc/frontend/ops/."""
 
     def __init__(self, model: onnx.ModelProto, path: str, input_type: str | None = None,
