@@ -70,7 +70,16 @@ def cmd_inspect(a) -> int:
     return 0
 
 
+def _not_an_input(out: str, *inputs: str) -> None:
+    """`-o` must not name the model or the batch it is computed from."""
+    for p in inputs:
+        if os.path.exists(p) and os.path.exists(out) and os.path.samefile(out, p):
+            raise BnnccError("the output file is one of the inputs; refusing to overwrite it",
+                             file=out)
+
+
 def cmd_run(a) -> int:
+    _not_an_input(a.output, a.model, a.input)
     design, _, _ = _prepare(a)
     x = api.input_array(design, _load_npy(a.input), a.input)
     y = api.run(design, x, a.engine)
