@@ -2,8 +2,8 @@
 
 A block's logic depth is its longest register-to-register path in cells: LUTs, MUXF7/8
 and carry cells (CARRY4 on 7-series, CARRY8 on UltraScale+) each count one level. That
-is what Yosys `ltp -noff` reports after `synth_xilinx` once the flip-flops and block RAMs
-are deleted (so paths start and end at them); hw_tests/test_timing.py compares this
+is what Yosys `ltp -noff` reports after `synth_xilinx` once the flip-flops, shift registers
+(SRL) and block RAMs are deleted (so paths start and end at them); hw_tests/test_timing.py compares this
 model with it.
 
 Budget rule (documented in docs/timing.md): after placement and routing, one level costs

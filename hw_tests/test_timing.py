@@ -1,5 +1,5 @@
-"""The logic-depth model (bnncc.timing) against Yosys: `synth_xilinx`, then the flip-flops
-and block RAMs deleted (paths start and end at them), then `ltp -noff`, the longest
+"""The logic-depth model (bnncc.timing) against Yosys: `synth_xilinx`, then the flip-flops,
+shift registers (SRL) and block RAMs deleted (paths start and end at them), then `ltp -noff`, the longest
 path in cells (LUTs, muxes, carry cells). Checked on MVAUs of growing SIMD: the depth the
 model predicts is what Yosys finds (within one level), and it does not grow with SIMD."""
 from __future__ import annotations
@@ -28,7 +28,7 @@ def yosys_levels(layer, family: str, tmp_path) -> int:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     script = (f"read_verilog bnncc_fifo.v {mod}.v; synth_xilinx -flatten -noiopad -noclkbuf "
-              f"-family {family} -top {mod}; delete t:FD* t:RAMB*; tee -o ltp.txt ltp -noff")
+              f"-family {family} -top {mod}; delete t:FD* t:SRL* t:RAMB* t:$_DFF*; tee -o ltp.txt ltp -noff")
     r = subprocess.run([*yosys_cmd(), "-q", "-p", script], cwd=tmp_path, capture_output=True,
                        text=True, timeout=1800)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
