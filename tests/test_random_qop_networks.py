@@ -38,3 +38,16 @@ def test_qlinear_add_is_refused_naming_why():
         pytest.fail("no QLinearAdd in 40 fused networks")
     with pytest.raises(UnsupportedError, match="QLinearAdd.*bit for bit"):
         lower(m, "m.onnx")
+
+
+def test_quantize_static_qoperator_cnn_equals_onnxruntime(cli):
+    """scripts/make_qoperator_models.py: quantize_static(quant_format=QOperator)."""
+    from bnncc import api
+    from conftest import fixture_path
+    refs = np.load(fixture_path("qop/qop_cnn_pc_u8.refs.npz"))
+    d = api.load(fixture_path("qop/qop_cnn_pc_u8.onnx"))
+    y = np.asarray(d.run(refs["inputs"])).reshape(refs["outputs"].shape)
+    assert np.array_equal(y, refs["outputs"])
+    rc, _, err = cli("inspect", fixture_path("qop/qop_rescnn_pc_u8.onnx"))
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "(QLinearAdd)" in err and "bit for bit" in err
