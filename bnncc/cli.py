@@ -67,6 +67,14 @@ def _model(a):
     return api.load_model(a.model, a.input_type, a.input_scale)
 
 
+def _not_an_input(out: str, *inputs: str) -> None:
+    """`-o` must not name the model or the batch it is computed from."""
+    for p in inputs:
+        if os.path.exists(p) and os.path.exists(out) and os.path.samefile(out, p):
+            raise BnnccError("the output file is one of the inputs; refusing to overwrite it",
+                             file=out)
+
+
 def _budget(a) -> dict | None:
     b = {}
     for key, attr in (("LUT", "lut_budget"), ("BRAM18", "bram_budget")):
@@ -97,6 +105,7 @@ def cmd_inspect(a) -> int:
 
 
 def cmd_run(a) -> int:
+    _not_an_input(a.output, a.model, a.input)
     acc = _fold(a)
     y = acc.predict(_input(acc, a.input), a.engine)
     _save_npy(a.output, y)
