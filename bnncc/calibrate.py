@@ -27,8 +27,8 @@ import numpy as np
 
 from . import resources
 from .datatypes import DataType
-from .layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
-                     SumPool, Thresholding, WidthConverter)
+from .layers import (MVAU, VVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool,
+                     SlidingWindow, SumPool, Thresholding, WidthConverter)
 from .layers.cost import Fifo, count_cells
 
 RES = ("LUT", "FF", "BRAM18", "URAM", "DSP")
@@ -47,6 +47,12 @@ def dt(name: str) -> DataType:
 def _mv(mh, mw, pe, simd, idt="BIPOLAR", wdt="BIPOLAR", nt=1, style="block", odt=None):
     return dict(kind="MVAU", mh=mh, mw=mw, pe=pe, simd=simd, idt=idt, wdt=wdt, nt=nt,
                 style=style, odt=odt)
+
+
+def _vv(c_in, c_out, cin, cout, k, pe, idt, wdt, nt, style="lut"):
+    """A VVAU of c_in channels in groups of cin (-> cout outputs each), k x k kernel."""
+    return dict(kind="VVAU", c_in=c_in, c_out=c_out, cin=cin, cout=cout, k=k, pe=pe, idt=idt,
+                wdt=wdt, nt=nt, style=style)
 
 
 SWEEP = [
@@ -77,6 +83,20 @@ SWEEP = [
     _mv(64, 64, 8, 8, idt="UINT2", wdt="INT2", nt=3, odt="UINT2", style="lut"),
     _mv(10, 512, 2, 16, idt="INT2", wdt="INT2", nt=0),
     _mv(32, 64, 4, 8, idt="INT4", wdt="INT4", nt=0, style="lut"),
+    # VVAUs: depthwise 3x3 (MobileNet shapes, 4-bit), depth multiplier 2, general groups,
+    # binary; BRAM and LUT weights
+    _vv(32, 32, 1, 1, 3, 4, "UINT4", "INT4", 15),
+    _vv(32, 32, 1, 1, 3, 16, "UINT4", "INT4", 15),
+    _vv(64, 64, 1, 1, 3, 8, "UINT4", "INT4", 15, style="block"),
+    _vv(128, 128, 1, 1, 3, 32, "UINT4", "INT4", 15),
+    _vv(256, 256, 1, 1, 3, 2, "UINT4", "INT4", 15, style="block"),
+    _vv(16, 32, 1, 2, 3, 8, "INT8", "INT4", 0),
+    _vv(32, 32, 4, 4, 3, 2, "UINT2", "INT2", 3),
+    _vv(16, 16, 2, 2, 1, 8, "INT4", "INT3", 7),
+    _vv(64, 64, 1, 1, 3, 16, "BIPOLAR", "BIPOLAR", 1),
+    _vv(64, 64, 4, 4, 3, 4, "BIPOLAR", "BIPOLAR", 1, style="block"),
+    _vv(32, 64, 2, 4, 2, 8, "BIPOLAR", "BIPOLAR", 0),
+    _vv(48, 48, 1, 1, 5, 6, "UINT4", "INT4", 15),
     # standalone thresholding
     dict(kind="Thresholding", c=64, nt=1, pe=8, idt="INT8", odt="BIPOLAR"),
     dict(kind="Thresholding", c=64, nt=3, pe=16, idt="INT10", odt="UINT2"),
@@ -136,6 +156,9 @@ def point_label(p: dict) -> str:
     if k == "MVAU":
         s = f"MVAU {p['mh']}x{p['mw']} PE{p['pe']} SIMD{p['simd']} {p['idt']}x{p['wdt']}"
         return s + f" nt{p['nt']} {p['style']}"
+    if k == "VVAU":
+        return (f"VVAU {p['c_in']}->{p['c_out']} G{p['c_in'] // p['cin']} k{p['k']} PE{p['pe']} "
+                f"{p['idt']}x{p['wdt']} nt{p['nt']} {p['style']}")
     if k == "Thresholding":
         return f"Thresh C{p['c']} nt{p['nt']} PE{p['pe']} {p['idt']}"
     if k == "SlidingWindow":
@@ -183,6 +206,22 @@ def build_layer(p: dict, name: str, seed: int = 0):
             odt = dt(p["odt"]) if p.get("odt") else DataType.bipolar()
         return MVAU(name, idt, odt, (mw,), (mh,), weights=w, wdt=wdt, binary=binary, accdt=acc,
                     thresholds=thr, tdt=acc, pe=p["pe"], simd=p["simd"], mem_style=p["style"])
+    if k == "VVAU":
+        idt, wdt = dt(p["idt"]), dt(p["wdt"])
+        g, kk = p["c_in"] // p["cin"], p["k"]
+        w = (rng.choice([-1, 1], (p["c_out"], kk * kk * p["cin"])) if wdt.is_bipolar else
+             rng.integers(wdt.min, wdt.max + 1, (p["c_out"], kk * kk * p["cin"]))).astype(np.int64)
+        binary = idt.is_bipolar and wdt.is_bipolar
+        from .passes.widths import mvau_acc_range
+        lo_c, hi_c = mvau_acc_range(w, idt, binary)
+        lo, hi = int(lo_c.min()), int(hi_c.max())
+        acc, thr, odt = DataType.for_range(lo, hi), None, None
+        if p["nt"]:
+            thr = np.sort(rng.integers(lo // 2, hi // 2 + 1, (p["c_out"], p["nt"])), axis=1)
+            odt = DataType.bipolar() if p["nt"] == 1 else DataType.for_range(0, p["nt"])
+        return VVAU(name, idt, odt or acc, (8, 8, kk * kk * p["c_in"]), (8, 8, p["c_out"]),
+                    weights=w, wdt=wdt, groups=g, kernel=(kk, kk), binary=binary, accdt=acc,
+                    thresholds=thr, tdt=acc, pe=p["pe"], mem_style=p["style"])
     if k == "Thresholding":
         idt, odt = dt(p["idt"]), dt(p["odt"])
         c, nt = p["c"], p["nt"]
