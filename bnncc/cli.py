@@ -151,6 +151,61 @@ def cmd_cosim(a) -> int:
     return 0 if rep["exact"] else 1
 
 
+def _list(text: str | None, kind=str) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [kind(t.strip()) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise BnnccError(f"not a comma-separated list of numbers: {text!r}") from None
+
+
+def _budget_list(text: str | None) -> dict | None:
+    """LUT=0.7,BRAM18=0.8 -> {"LUT": 0.7, "BRAM18": 0.8}."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        try:
+            out[k.strip().upper()] = float(v)
+        except ValueError:
+            raise BnnccError(f"--budget takes RES=FRACTION,... (e.g. LUT=0.7), got {text!r}") from None
+        if not out[k.strip().upper()] > 0:
+            raise BnnccError(f"--budget {k.strip()} must be positive")
+    return out
+
+
+def cmd_sweep(a) -> int:
+    import json
+    from .boards import get_board, list_boards
+    from .executor import executor, model_ref, read_model
+    from .folding import budget_of
+    from .sweep import markdown, sweep, write
+    names = _list(a.boards)
+    boards = [get_board(n) for n in names] if names else list_boards()
+    clocks = _list(a.clock_mhz, float)
+    if clocks is not None and (not clocks or min(clocks) <= 0):
+        raise BnnccError(f"--clock-mhz needs positive clocks, got {a.clock_mhz}")
+    budget = _budget_list(a.budget)
+    budget_of(boards[0], budget)                      # unknown resources fail here
+    refs = [model_ref(m, a.input_type, a.input_scale) for m in a.models]
+    data = {r.sha256: read_model(r.path) for r in refs}
+    with executor(a.scheduler, a.workers) as ex:
+        res = sweep(refs, boards, clocks, a.points, budget, ex, data if ex.kind == "dask" else None)
+    if a.output:
+        files = write(res, a.output)
+    if a.json:
+        print(json.dumps(res, sort_keys=True))
+    elif a.output:
+        n = sum(len(r["pareto"]) for r in res["results"])
+        print(f"wrote {a.output}/ ({len(files)} files): sweep.json, sweep.md, plots, configs/; "
+              f"{len(res['results'])} fronts, {n} points")
+    else:
+        print(markdown(res))
+    return 0
+
+
 def cmd_boards(a) -> int:
     from .boards import RESOURCES, list_boards
     print(f"{'board':<12} {'part':<22} {'MHz':>5} " + " ".join(f"{r:>8}" for r in RESOURCES))
@@ -200,6 +255,27 @@ def parser() -> argparse.ArgumentParser:
     _board_args(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_estimate)
+
+    s = sub.add_parser("sweep", help="the fps-versus-resources Pareto front per model and board")
+    s.add_argument("models", nargs="+", metavar="MODEL")
+    s.add_argument("--boards", default=None, metavar="B1,B2",
+                   help="board names or .toml files (default: every known board)")
+    s.add_argument("--clock-mhz", default=None, metavar="F1,F2",
+                   help="clocks to sweep (default: each board's own)")
+    s.add_argument("--points", type=int, default=24,
+                   help="target intervals per model x board x clock (default 24)")
+    s.add_argument("--budget", default=None, metavar="LUT=0.7,BRAM18=0.8",
+                   help="fractions of the board a design may use to count as fitting")
+    s.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help="write sweep.json, sweep.md, a plot per model and configs/ here")
+    s.add_argument("--json", action="store_true", help="print the JSON")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler (tcp://host:8786; also $BNNCC_SCHEDULER); 'local' "
+                        "(default) starts a LocalCluster here, 'none' runs in this process")
+    s.add_argument("--workers", type=int, default=None,
+                   help="workers of the local cluster (default: one per core)")
+    _input_args(s)
+    s.set_defaults(fn=cmd_sweep)
 
     s = sub.add_parser("boards", help="list the known boards")
     s.set_defaults(fn=cmd_boards)

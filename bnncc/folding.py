@@ -265,11 +265,13 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
         if pe_pin not in pes:
             raise BnnccError(f"config: PE={pe_pin} of {mv.name} does not divide MH={mv.mh}")
         pes = [pe_pin]
+    par_pin = pins.get(swg.name, {}).get("parallel") if swg is not None else None
+    par_ok = swg is not None and _offer_parallel(swg) and par_pin is not False
     if simd_pin is not None:
-        if simd_pin not in simds:
+        if simd_pin not in simds and not (par_ok and mv.mw % simd_pin == 0):
             raise BnnccError(f"config: SIMD={simd_pin} of {mv.name} must divide MW={mv.mw}"
                              + (f" and the {swg.channels} channels of {swg.name}" if swg else ""))
-        simds = [simd_pin]
+        simds = [s for s in simds if s == simd_pin]
     if st_pin is not None:
         st_pin = {"bram": "block", "lutram": "lut", "distributed": "lut", "ultra": "uram"}.get(
             str(st_pin).lower(), str(st_pin).lower())
@@ -280,10 +282,10 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
            swg.parallel if swg is not None else None)
     opts, cyc, res = [], [], []
     swg_cache = {}
-    modes = [(s, False) for s in simds]
-    if swg is not None and _offer_parallel(swg) and pins.get(swg.name, {}).get("parallel", True):
-        par_simds = [s for s in divisors(mv.mw) if simd_pin is None or s == simd_pin]
-        modes += [(s, True) for s in par_simds]
+    # a parallel window pinned on offers only parallel modes, pinned off only serial ones
+    modes = [] if par_ok and par_pin is True else [(s, False) for s in simds]
+    if par_ok:
+        modes += [(s, True) for s in divisors(mv.mw) if simd_pin is None or s == simd_pin]
     try:
         for simd, par in modes:
             if swg is not None:
@@ -467,7 +469,8 @@ def load_config(config) -> dict:
         raise BnnccError(f"cannot read folding config: {e}", file=str(config)) from None
 
 
-def _setup(design, board, budget, config, allow_uram):
+def _setup(design, board, budget, config, allow_uram, units=None):
+    """Units (built unless given: a sweep builds them once per board) and the budget."""
     cfg = load_config(config)
     pins = cfg.get("layers", {})
     unknown = [n for n in pins if n not in design.graph.nodes]
@@ -476,7 +479,8 @@ def _setup(design, board, budget, config, allow_uram):
     b = dict(cfg.get("budget", {}))
     b.update(budget or {})
     allow = bool(cfg.get("allow_uram", allow_uram))
-    units = build_units(design, board, allow, pins)
+    if units is None:
+        units = build_units(design, board, allow, pins)
     return units, budget_of(board, b)
 
 
@@ -505,9 +509,10 @@ def _no_fit_error(units, bud, board):
 
 
 def fold_max_fps(design, board, clock_mhz: float | None = None, budget: dict | None = None,
-                 config=None, allow_uram: bool = False):
-    """The highest-fps folding whose estimated resources fit the budget."""
-    units, bud = _setup(design, board, budget, config, allow_uram)
+                 config=None, allow_uram: bool = False, units=None):
+    """The highest-fps folding whose estimated resources fit the budget (`units`:
+    build_units(design, board) kept from an earlier call with the same design and pins)."""
+    units, bud = _setup(design, board, budget, config, allow_uram, units)
     cands = np.unique(np.concatenate([u.cycles for u in units]))
     floor = max(int(u.cycles.min()) for u in units)
     cands = cands[cands >= max(floor, min(MIN_INTERVAL, int(cands.max())))]
@@ -572,11 +577,47 @@ def fold_for_fps(design, board, clock_mhz: float, fps: float, budget: dict | Non
         raise BnnccError(f"{fps:g} fps at {clock_mhz:g} MHz needs at most {T} cycles per frame; "
                          f"layer {u.name} needs {int(u.cycles.min())} even fully parallel "
                          f"(the model's maximum is {best:.0f} fps)")
-    sel, tot = _fit(units, T, bud)
-    if sel is None:       # does not fit the budget: still the cheapest design meeting fps
-        sel = tot if tot is not None else _select(units, T, np.ones(len(RES)), bud)
-    _apply(design, units, sel)
+    _fold_at(design, units, bud, T)
     return design
+
+
+def _fold_at(design, units, bud, T) -> bool:
+    """Apply the cheapest selection meeting interval T (False if some unit cannot)."""
+    sel, tot = _fit(units, T, bud)
+    if sel is None:       # does not fit the budget: still the cheapest design meeting T
+        sel = tot if tot is not None else _select(units, T, np.ones(len(RES)), bud)
+    if sel is None:
+        return False
+    _apply(design, units, sel)
+    return True
+
+
+def fold_intervals(design, board, intervals, budget: dict | None = None, config=None,
+                   allow_uram: bool = False, units=None):
+    """fold_for_fps at each target interval (cycles per frame) in turn, the units built
+    once: yields (T, folded) with the design folded for T (bnncc sweep estimates it)."""
+    units, bud = _setup(design, board, budget, config, allow_uram, units)
+    for T in intervals:
+        yield T, _fold_at(design, units, bud, int(T))
+
+
+def folding_config(design) -> dict:
+    """The folding of a design as a config that `--config` pins back exactly."""
+    layers = {}
+    for layer in design.layers():
+        if isinstance(layer, WidthConverter):
+            continue
+        if isinstance(layer, MVAU):
+            layers[layer.name] = {"PE": layer.pe, "SIMD": layer.simd,
+                                  "mem_style": layer.mem_style or layer.default_mem_style()}
+        elif isinstance(layer, VVAU):
+            layers[layer.name] = {"PE": layer.pe,
+                                  "mem_style": layer.mem_style or layer.default_mem_style()}
+        elif isinstance(layer, SlidingWindow):
+            layers[layer.name] = {"SIMD": layer.simd, "parallel": bool(layer.parallel)}
+        elif _channel_pe_attr(layer) is not None:
+            layers[layer.name] = {"PE": layer.pe}
+    return {"layers": layers}
 
 
 def fold(design, board, clock_mhz: float, fps: float | None = None, budget: dict | None = None,

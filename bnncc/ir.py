@@ -89,6 +89,7 @@ class Design:
     input_stage: HostStage
     output_stage: HostStage
     notes: list = field(default_factory=list)
+    per_channel_widths: bool = False   # some quantizer has one bit width per channel
 
     # -- graph access ---------------------------------------------------------------
     def layers(self) -> list[Layer]:

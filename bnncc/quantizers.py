@@ -64,19 +64,70 @@ class Quantizer:
 
 @dataclass
 class IntQuant(Quantizer):
-    """QONNX Quant: q = round(clamp(y / scale + zeropt)); clamping comes before rounding."""
+    """QONNX Quant: q = round(clamp(y / scale + zeropt)); clamping comes before rounding.
+
+    With a per-channel bit width (self-compressing networks) the clamp bounds are
+    per element (`qmin`, `qmax`, qonnx's min_int / max_int of each element's width, which
+    for 0 bits are +-0.5 and round to 0) and `sign1` marks signed 1-bit elements, which
+    are +-1 as in qonnx; `dtype` is then the union of every element's range."""
 
     rounding: str = "ROUND"
+    qmin: np.ndarray = None
+    qmax: np.ndarray = None
+    sign1: np.ndarray = None
 
     def levels(self, y: np.ndarray) -> np.ndarray:
         f32 = np.float32
         q = np.asarray(y, f32) / self.scale.astype(f32) + self.zeropt.astype(f32)
+        if self.qmin is not None:
+            return self._levels_per_element(q)
         if self.dtype.is_bipolar:   # 1-bit signed Quant behaves as bipolar in qonnx
             return (q >= 0).astype(np.int64)
         q = np.where(q > self.dtype.max, f32(self.dtype.max), q)
         q = np.where(q < self.dtype.min, f32(self.dtype.min), q)
         q = _round(q, self.rounding)
         return q.astype(np.int64) - self.dtype.min
+
+    def _levels_per_element(self, q: np.ndarray) -> np.ndarray:
+        f32 = np.float32
+        hi, lo = self.qmax.astype(f32), self.qmin.astype(f32)
+        r = np.where(q > hi, hi, q)
+        r = np.where(r < lo, lo, r)
+        r = _round(r, self.rounding)
+        r = np.where(self.sign1, np.where(q >= 0, f32(1), f32(-1)), r)
+        if self.dtype.is_bipolar:
+            return (r > 0).astype(np.int64)
+        return r.astype(np.int64) - self.dtype.min
+
+
+def int_bounds(bits: np.ndarray, signed: bool, narrow: bool) -> tuple[np.ndarray, np.ndarray]:
+    """qonnx's min_int / max_int, element by element, as floats (0 bits gives +-0.5)."""
+    b = np.asarray(bits, np.float64)
+    if signed:
+        lo = -(2.0 ** (b - 1)) + (1 if narrow else 0)
+        hi = 2.0 ** (b - 1) - 1
+    else:
+        lo = np.zeros_like(b)
+        hi = 2.0 ** b - (2 if narrow else 1)
+    return lo, hi
+
+
+def per_element_int_quant(scale, zeropt, bits, signed: bool, narrow: bool,
+                          rounding: str) -> IntQuant:
+    """An IntQuant with one bit width per element (broadcast to scale's shape)."""
+    from .datatypes import DataType
+    bits = np.broadcast_to(np.asarray(bits, np.float64), np.shape(scale)).copy()
+    lo, hi = int_bounds(bits, signed, narrow)
+    sign1 = (bits == 1) & signed
+    # every element's reachable integers: clamp to [lo, hi] (or always lo when lo > hi)
+    e_lo = _round(lo.astype(np.float32), rounding)
+    e_hi = _round(np.where(lo > hi, lo, hi).astype(np.float32), rounding)
+    e_lo, e_hi = np.where(sign1, -1, e_lo), np.where(sign1, 1, e_hi)
+    if np.all(sign1):
+        dtype = DataType.bipolar()
+    else:
+        dtype = DataType.for_range(int(e_lo.min()), int(e_hi.max()))
+    return IntQuant(dtype, scale, zeropt, rounding, qmin=lo, qmax=hi, sign1=sign1)
 
 
 @dataclass

@@ -3,9 +3,11 @@ from .load import load_onnx
 from .lower import lower
 
 
-def import_model(path: str, input_type: str | None = None, input_scale: float = 1.0):
+def import_model(path: str, input_type: str | None = None, input_scale: float = 1.0,
+                 prune: str = "auto"):
     """Read an ONNX file and lower it to a `Design` (raises BnnccError on bad input).
     `input_type` declares the integer type of the raw input (e.g. "UINT8") with
-    real value = input_scale * integer, for models without an input quantizer."""
+    real value = input_scale * integer, for models without an input quantizer. `prune`
+    says which channels that carry no information are removed (bnncc.passes.prune)."""
     model = load_onnx(path)
-    return lower(model, path, input_type, input_scale)
+    return lower(model, path, input_type, input_scale, prune)

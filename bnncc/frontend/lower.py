@@ -55,6 +55,7 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
         self.counts: dict[str, int] = {}
         self.input_stage: HostStage | None = None
         self.notes: list[str] = []
+        self.per_channel_widths = False
         self.consumers: dict[str, int] = {}
         for n in model.graph.node:
             for i in n.input:
@@ -252,7 +253,8 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
                            head=head, out_dtype=getattr(out, "out_dtype", "float32"))
         shape = getattr(out, "out_shape", out.shape)
         return Design(self.path, self.g, self.in_name, self.in_shape, g.output[0].name,
-                      tuple(shape), self.input_stage, ostage, self.notes)
+                      tuple(shape), self.input_stage, ostage, self.notes,
+                      per_channel_widths=self.per_channel_widths)
 
     # -- constants and layout -------------------------------------------------------------
     def fold_standard(self, node, ins):
@@ -287,7 +289,11 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
 
 
 def lower(model: onnx.ModelProto, path: str, input_type: str | None = None,
-          input_scale: float = 1.0) -> Design:
+          input_scale: float = 1.0, prune: str = "auto") -> Design:
+    """`prune`: remove constant / unread channels ("auto": in networks with zero-weight
+    channels, "on", "off"; bnncc.passes.prune)."""
+    from ..passes.prune import prune_channels
     from ..passes.streams import insert_duplicates
     from ..passes.widths import minimize_widths
-    return minimize_widths(insert_duplicates(Lowering(model, path, input_type, input_scale).run()))
+    design = Lowering(model, path, input_type, input_scale).run()
+    return minimize_widths(insert_duplicates(prune_channels(design, prune)))

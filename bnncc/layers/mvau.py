@@ -145,6 +145,7 @@ class MVAU(Layer):
             **({"tdt": str(self.tdt)} if self.thresholds is not None else {}),
             **({"flipped": int(self.negated.sum())} if self.negated is not None else {}),
             **({"const_channels": self.const_channels} if self.const_channels else {}),
+            **({"removed": self.__dict__["removed"]} if self.__dict__.get("removed") else {}),
         }
 
     def cycles(self) -> int:

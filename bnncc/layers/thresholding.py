@@ -55,7 +55,9 @@ class Thresholding(Layer):
         return apply_thresholds(x, self.thresholds, self.odt)
 
     def describe(self) -> dict:
-        return {"thresholds": self.thresholds.shape[1], "tdt": str(self.tdt)}
+        removed = self.__dict__.get("removed")   # set by bnncc.passes.prune
+        return {"thresholds": self.thresholds.shape[1], "tdt": str(self.tdt),
+                **({"removed": removed} if removed else {})}
 
     def threshold_tiles(self) -> np.ndarray:
         """(PE, C/PE, nT): PE p, address nf holds channel nf * PE + p."""

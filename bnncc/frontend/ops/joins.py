@@ -8,7 +8,7 @@ from ...datatypes import DataType
 from ...ir import INPUT
 from ...layers import AddStreams, Concat
 from ...passes.chain import ChainOp, compose_affine
-from ..values import Act, Const, canonical_pos, hw_perm
+from ..values import QConst, Act, Const, canonical_pos, hw_perm
 from . import handles
 
 
@@ -59,7 +59,7 @@ class JoinOps:
     @handles("Concat")
     def op_Concat(self, node, ins, attrs):
         if all(isinstance(v, Const) for v in ins):
-            return self.fold_standard(node, ins)
+            return self._concat_consts(node, ins, attrs)
         if not all(isinstance(v, Act) for v in ins):
             raise self.err("Concat of a constant and a non-constant tensor is not supported", node)
         nd = len(ins[0].shape)
@@ -87,3 +87,23 @@ class JoinOps:
         add = np.concatenate([a for *_, a, _ in ops], axis=1)
         chain = [ChainOp("affine", (self.full(scales.pop(), shape), add), node.name)]
         return Act(shape, canonical_pos(shape), layer.name, odt, chain)
+
+    def _concat_consts(self, node, ins, attrs):
+        """Concat of constants; quantized ones keep their integers, scales and zero-points
+        (the union of their types), so weights quantized group by group stay integer."""
+        out = self.fold_standard(node, ins)
+        if not all(c.quant is not None for c in ins):
+            return out
+        axis = attrs.get("axis", 0)
+        full = lambda c, a: np.broadcast_to(a, c.quant.q.shape)
+        q = np.concatenate([c.quant.q for c in ins], axis=axis)
+        scale = np.concatenate([full(c, c.quant.scale) for c in ins], axis=axis)
+        zp = np.concatenate([full(c, c.quant.zeropt) for c in ins], axis=axis)
+        dts = [c.quant.dtype for c in ins]
+        dtype = DataType.bipolar() if all(d.is_bipolar for d in dts) else \
+            DataType.for_range(min(-1 if d.is_bipolar else d.min for d in dts),
+                               max(d.max for d in dts))
+        out[0].quant = QConst(q, scale, zp, dtype)
+        if len(set(dts)) > 1:     # weights quantized group by group, one width each
+            self.per_channel_widths = True
+        return out

@@ -110,7 +110,19 @@ class LayoutOps:
             return out
         return self._layout_or_fold(node, ins, attrs, fn)
 
-    @handles("Gather", "Cast", "Pow", "Sqrt", "Neg", "Range", "ConstantOfShape", "Expand", "Slice", "Floor", "Ceil", "Exp", "Log", "Reciprocal")
+    @handles("Gather")
+    def op_Gather(self, node, ins, attrs):
+        """Gather on constants; on quantized weights it keeps their integers (exporters of
+        per-channel bit widths quantize each width's channels apart, then Concat and
+        Gather them back into channel order)."""
+        folded = self._const_only(node, ins, attrs)
+        idx = np.asarray(ins[1].value) if isinstance(ins[1], Const) else None
+        axis = attrs.get("axis", 0)
+        return self._fold_quant_const(node, ins, folded,
+                                      lambda a: np.take(a, idx, axis=axis))
+
+    @handles("Cast", "Pow", "Sqrt", "Neg", "Range", "ConstantOfShape", "Expand", "Slice",
+             "Floor", "Ceil", "Exp", "Log", "Reciprocal")
     def _const_only(self, node, ins, attrs):
         folded = self.generic(node, ins, attrs)
         if folded is None:

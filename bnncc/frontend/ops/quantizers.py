@@ -12,7 +12,7 @@ from ...passes.chain import ChainOp, reduce_channels
 from ...passes.thresholds import fold_thresholds
 from ...passes.widths import mvau_acc_range
 from ...quantizers import (ROUNDING_MODES, BipolarQuant, FloatThresholds,
-                           IntQuant, SignQuant, TruncQuant)
+                           IntQuant, per_element_int_quant, SignQuant, TruncQuant)
 from ..values import Act, Const, QConst, _s, canonical_pos, hw_perm
 from . import handles
 
@@ -35,24 +35,34 @@ class QuantOps:
         shape = x.value.shape if isinstance(x, Const) else x.shape
         scale = self._qparam(node, 1, shape)
         zeropt = self._qparam(node, 2, shape)
-        bits_arr = np.asarray(self.const(node.input[3], node))
-        if bits_arr.size != 1 or bits_arr.ravel()[0] != np.round(bits_arr.ravel()[0]) or \
-                not 1 <= bits_arr.ravel()[0] <= 32:
-            raise self.err(f"bit width must be one integer in 1..32, got {bits_arr.ravel()[:4]}",
+        bits_arr = np.asarray(self.const(node.input[3], node), np.float64)
+        if bits_arr.size == 0 or not np.all(np.isfinite(bits_arr)) or \
+                np.any(bits_arr != np.round(bits_arr)) or np.any(bits_arr < 0) or \
+                np.any(bits_arr > 32):
+            raise self.err(f"bit width must be integers in 0..32, got {bits_arr.ravel()[:4]}",
                            node)
-        bits = int(bits_arr.ravel()[0])
         signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
         rounding = _s(attrs.get("rounding_mode", "ROUND")).upper()
         if rounding not in ROUNDING_MODES:
             raise self.err(f"unknown rounding mode {rounding}", node)
+        if np.any(scale <= 0):
+            raise self.err("quantizer scale must be positive", node)
+        if bits_arr.size > 1 or bits_arr.ravel()[0] == 0:   # per-channel widths (or 0 bits)
+            try:
+                bits_full = np.broadcast_to(bits_arr, shape)
+            except ValueError:
+                raise self.err(f"bit width of shape {list(bits_arr.shape)} does not "
+                               f"broadcast to {list(shape)}", node) from None
+            self.per_channel_widths = True
+            return self.quantize(node, x, per_element_int_quant(scale, zeropt, bits_full,
+                                                                signed, narrow, rounding))
+        bits = int(bits_arr.ravel()[0])
         if bits == 1 and signed:
             dtype = DataType.bipolar()
         elif signed:
             dtype = DataType.int(bits, narrow)
         else:
             dtype = DataType.uint(bits, narrow)
-        if np.any(scale <= 0):
-            raise self.err("quantizer scale must be positive", node)
         quant = IntQuant(dtype, scale, zeropt, rounding)
         return self.quantize(node, x, quant)
 
@@ -196,7 +206,8 @@ class QuantOps:
                 params.append(r)
             chain.append(ChainOp(op.op, tuple(params), op.node))
         qparams = {}
-        for k in ("scale", "zeropt", "in_scale", "in_zeropt", "trunc_scale"):
+        for k in ("scale", "zeropt", "in_scale", "in_zeropt", "trunc_scale", "qmin", "qmax",
+                  "sign1"):
             v = getattr(quant, k, None)
             if v is not None:
                 r = reduce_channels(np.broadcast_to(v, x.shape), channel_of, nch)
