@@ -83,20 +83,6 @@ SWEEP = [
     _mv(64, 64, 8, 8, idt="UINT2", wdt="INT2", nt=3, odt="UINT2", style="lut"),
     _mv(10, 512, 2, 16, idt="INT2", wdt="INT2", nt=0),
     _mv(32, 64, 4, 8, idt="INT4", wdt="INT4", nt=0, style="lut"),
-    # VVAUs: depthwise 3x3 (MobileNet shapes, 4-bit), depth multiplier 2, general groups,
-    # binary; BRAM and LUT weights
-    _vv(32, 32, 1, 1, 3, 4, "UINT4", "INT4", 15),
-    _vv(32, 32, 1, 1, 3, 16, "UINT4", "INT4", 15),
-    _vv(64, 64, 1, 1, 3, 8, "UINT4", "INT4", 15, style="block"),
-    _vv(128, 128, 1, 1, 3, 32, "UINT4", "INT4", 15),
-    _vv(256, 256, 1, 1, 3, 2, "UINT4", "INT4", 15, style="block"),
-    _vv(16, 32, 1, 2, 3, 8, "INT8", "INT4", 0),
-    _vv(32, 32, 4, 4, 3, 2, "UINT2", "INT2", 3),
-    _vv(16, 16, 2, 2, 1, 8, "INT4", "INT3", 7),
-    _vv(64, 64, 1, 1, 3, 16, "BIPOLAR", "BIPOLAR", 1),
-    _vv(64, 64, 4, 4, 3, 4, "BIPOLAR", "BIPOLAR", 1, style="block"),
-    _vv(32, 64, 2, 4, 2, 8, "BIPOLAR", "BIPOLAR", 0),
-    _vv(48, 48, 1, 1, 5, 6, "UINT4", "INT4", 15),
     # standalone thresholding
     dict(kind="Thresholding", c=64, nt=1, pe=8, idt="INT8", odt="BIPOLAR"),
     dict(kind="Thresholding", c=64, nt=3, pe=16, idt="INT10", odt="UINT2"),
@@ -148,6 +134,20 @@ SWEEP = [
     dict(kind="WidthConverter", eb=1, ie=16, oe=64),
     dict(kind="WidthConverter", eb=2, ie=4, oe=32),
     dict(kind="WidthConverter", eb=10, ie=10, oe=1),
+    # VVAUs: depthwise 3x3 (MobileNet shapes, 4-bit), depth multiplier 2, general groups,
+    # binary; BRAM and LUT weights
+    _vv(32, 32, 1, 1, 3, 4, "UINT4", "INT4", 15),
+    _vv(32, 32, 1, 1, 3, 16, "UINT4", "INT4", 15),
+    _vv(64, 64, 1, 1, 3, 8, "UINT4", "INT4", 15, style="block"),
+    _vv(128, 128, 1, 1, 3, 8, "UINT4", "INT4", 15),
+    _vv(256, 256, 1, 1, 3, 2, "UINT4", "INT4", 15, style="block"),
+    _vv(16, 32, 1, 2, 3, 8, "INT8", "INT4", 0),
+    _vv(32, 32, 4, 4, 3, 2, "UINT2", "INT2", 3),
+    _vv(16, 16, 2, 2, 1, 8, "INT4", "INT3", 7),
+    _vv(64, 64, 1, 1, 3, 16, "BIPOLAR", "BIPOLAR", 1),
+    _vv(64, 64, 4, 4, 3, 4, "BIPOLAR", "BIPOLAR", 1, style="block"),
+    _vv(32, 64, 2, 4, 2, 8, "BIPOLAR", "BIPOLAR", 0),
+    _vv(48, 48, 1, 1, 5, 6, "UINT4", "INT4", 15),
 ]
 
 

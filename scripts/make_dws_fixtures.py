@@ -122,11 +122,13 @@ def export(model, example, path: Path, dynamo: bool) -> None:
         data.unlink()
 
 
-def build(model, shape, seed: int, path: Path, dynamo: bool, n_refs: int = N_REFS):
+def build(model, shape, seed: int, path: Path, dynamo: bool, n_refs: int = N_REFS,
+          calib=(2, 16)):
     torch, _ = _torch()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    batches = [rng.uniform(-1, 1, (16,) + shape).astype(np.float32) for _ in range(2)]
+    batches = [rng.uniform(-1, 1, (calib[1],) + shape).astype(np.float32)
+               for _ in range(calib[0])]
     calibrate(model, batches, rng)
     inputs = rng.uniform(-1, 1, (n_refs,) + shape).astype(np.float32)
     export(model, torch.from_numpy(inputs[:1]), path, dynamo)
@@ -145,7 +147,7 @@ def build_imagenet_model(name: str, out: Path, size: int = 224, n_refs: int = 2)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.onnx"
     build(imagenet_model(name), (3, size, size), 7 if "mobile" in name else 11, path, False,
-          n_refs)
+          n_refs, calib=(1, 4))
     return path
 
 

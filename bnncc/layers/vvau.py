@@ -196,8 +196,9 @@ class VVAU(Layer):
         rom = wbits * (-(-depth // 64)) if (style == "lut" and depth > 1) else 0
         trom = rows * nt * accw * max(1.0, gf / 64) if (nt and gf > 1) else 0
         fifo = fifo_resources(rows * ob, 8)
+        dsp = self.dsp_count() > 0
         lut = [binary * lanes, addsub * lanes * (xb if self.wdt.is_bipolar else wb + 1),
-               mul * lanes * xa * wa, (1 - binary) * rows * dw, rows * accw,
+               mul * lanes * (xa * wa * (not dsp) + 4 * dsp), (1 - binary) * rows * dw, rows * accw,
                rows * nt * accw, rom, trom, fifo["LUT"] + ctr, 1.0]
         ff = [pe * self.cin * xb + wbits * (depth > 1), rows * dw, rows * accw,
               ctr * 3 + fifo["FF"] + 9, rows * nt * accw * (gf > 1)]
