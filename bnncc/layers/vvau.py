@@ -217,11 +217,15 @@ class VVAU(Layer):
                    BRAM18=bram18(wbits, depth) if style == "block" else 0)
 
     def dsp_count(self) -> int:
+        """Multiplies Yosys maps to DSP48: a product at least 9 bits wide, where the
+        product is computed at the partial-sum width DW (the RTL's `d + xv * wv`)."""
         if self.binary or self.wdt.is_bipolar or self.idt.is_bipolar:
             return 0
         xa = self.idt.bits + (0 if self.idt.signed else 1)
         wa = self.wdt.bits + (0 if self.wdt.signed else 1)
-        return self.pe * self.cout * self.cin if xa >= 2 and wa >= 2 and xa + wa >= 9 else 0
+        dw = self.rtl_widths()[0]
+        return self.pe * self.cout * self.cin if xa >= 2 and wa >= 2 and min(xa + wa, dw) >= 9 \
+            else 0
 
     def held_words(self) -> int:
         return self.k + 2
