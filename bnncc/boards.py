@@ -12,6 +12,8 @@ from .errors import BnnccError
 from .resources import boards_dir
 
 RESOURCES = ("LUT", "FF", "BRAM18", "URAM", "DSP")
+# share of each board resource a design may use unless the user says otherwise
+DEFAULT_BUDGET = {"LUT": 0.70, "FF": 0.80, "BRAM18": 0.80, "URAM": 0.80, "DSP": 0.80}
 
 
 @dataclass(frozen=True)
@@ -61,3 +63,15 @@ def get_board(name_or_path: str) -> Board:
             return b
     names = ", ".join(b.key for b in list_boards())
     raise BnnccError(f"unknown board '{name_or_path}' (known: {names}; or pass a .toml file)")
+
+
+def budget_of(board, budget: dict | None = None) -> dict:
+    """Absolute budget per resource: fractions (<= 1) of the board, or absolute counts."""
+    frac = dict(DEFAULT_BUDGET)
+    for k, v in (budget or {}).items():
+        k2 = k.upper() if k.upper() in RESOURCES else ("BRAM18" if k.upper() == "BRAM" else None)
+        if k2 is None:
+            raise BnnccError(f"unknown budget resource '{k}' (use {', '.join(RESOURCES)})")
+        frac[k2] = float(v)
+    cap = board.capacity()
+    return {r: (frac[r] * cap[r] if frac[r] <= 1.0 else frac[r]) for r in RESOURCES}

@@ -2,8 +2,8 @@
 
 `estimate(design, board, clock_mhz)` is the one place where the design-level figures are
 computed: the initiation interval is the slowest block's cycles per frame (layers and
-width converters), fps = clock / interval, latency is the sum of the blocks' fill
-latencies plus one interval; resources are the sum of every block's model
+width converters), fps = clock / interval, latency is the first frame's, from each
+block's fill and drain (`first_frame`); resources are the sum of every block's model
 (bnncc/layers/*, calibrated against Yosys in docs/calibration.md) plus the FIFO the RTL
 backend puts in front of it. `table(est)` renders it as text, `plot_png(est)` as a PNG.
 """
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import io
 
-from .folding import DEFAULT_BUDGET, budget_of, in_elems, out_elems
+import numpy as np
+
+from .boards import DEFAULT_BUDGET, budget_of
 from .ir import INPUT
-from .layers import MVAU, VVAU, SlidingWindow
+from .layers import MVAU, VVAU, SlidingWindow, in_elems, out_elems
 from .layers.cost import RES, add, fifo_resources, generic_resources
 from .passes.fifos import fifo_depths
 
@@ -41,10 +43,8 @@ def layer_estimates(design) -> list[dict]:
             style = STYLE_NAMES[l.buffer_shape()[2]]
         else:
             style = None
-        lat = getattr(l, "latency", None)
         rows.append({"name": l.name, "kind": l.kind, "PE": getattr(l, "pe", None),
                      "SIMD": getattr(l, "simd", None), "cycles": int(l.cycles()),
-                     "latency": int(lat()) if lat is not None else 2,
                      **{k: int(tot[k]) for k in RES}, "mem_style": style,
                      "fifo_LUT": int(fifo["LUT"]), "in_elems": in_elems(l),
                      "out_elems": out_elems(l)})
@@ -56,21 +56,50 @@ def interval(design) -> int:
     return max(int(l.cycles()) for l in design.layers())
 
 
-def fill_latency(design, rows: list[dict]) -> int:
-    """Fill latency of the longest path from the input to the output."""
-    lat = {r["name"]: r["latency"] for r in rows}
-    done: dict[str, int] = {}
-    for r in rows:                     # rows are in topological order
-        before = [done[p] for p in design.inputs_of(r["name"]) if p != INPUT]
-        done[r["name"]] = max(before, default=0) + lat[r["name"]]
-    return max(done.values(), default=0)
+STAGE = 3        # register stages a word passes in a block and the FIFO behind it
+
+
+def _words(layer, shape, elems) -> int:
+    return max(1, int(np.prod(shape)) // max(1, elems))
+
+
+def first_frame(design) -> dict[str, tuple[float, float]]:
+    """When each block emits the first and the last word of frame 0 (cycles after the first
+    input word), from how the pipeline really runs: a block starts on its first input
+    word, emits its first word once it has read `fill` words (a fully connected layer: the
+    whole input vector; a window: the rows its first output row needs), and ends no sooner
+    than `drain` cycles after its last input word nor before its own cycles per frame have
+    passed. Input words arrive spread evenly between the producer's first and last word."""
+    times: dict[str, tuple[float, float]] = {}
+    for l in design.layers():                      # topological order
+        ins = [p for p in design.inputs_of(l.name) if p != INPUT]
+        n_in = _words(l, l.in_shapes[0], in_elems(l))
+        if ins:
+            s_in = max(times[p][0] for p in ins) + 1
+            e_in = max(times[p][1] for p in ins) + 1
+        else:                                      # the host offers a word every cycle
+            s_in, e_in = 0.0, float(n_in - 1)
+        fill, drain = l.fill_drain() if hasattr(l, "fill_drain") else (1, 0)
+        fill = min(max(1, fill), n_in)
+        arrive = s_in + (e_in - s_in) * (fill - 1) / max(1, n_in - 1)
+        stage = l.pipeline_latency() if hasattr(l, "pipeline_latency") else STAGE
+        first = max(arrive, s_in + fill - 1) + stage
+        last = max(e_in + drain, s_in + int(l.cycles()) - 1) + stage
+        times[l.name] = (first, max(first, last))
+    return times
+
+
+def first_frame_latency(design) -> int:
+    """Cycles from the first input word accepted to the last output word of frame 0."""
+    t = first_frame(design)
+    return int(round(max(e for _, e in t.values()))) + 1
 
 
 def estimate(design, board, clock_mhz: float | None = None, budget: dict | None = None) -> dict:
     clock = float(clock_mhz or board.clock_mhz)
     rows = layer_estimates(design)
     ii = max(r["cycles"] for r in rows)
-    lat = fill_latency(design, rows) + ii
+    lat = first_frame_latency(design)
     totals = {k: sum(r[k] for r in rows) for k in RES}
     bud = budget_of(board, budget)
     cap = board.capacity()

@@ -27,47 +27,22 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from .boards import DEFAULT_BUDGET, budget_of  # noqa: F401  (re-exported)
 from .errors import BnnccError
-from .layers import MVAU, VVAU, Concat, LabelSelect, SlidingWindow, WidthConverter
+from .layers import (MVAU, VVAU, Concat, LabelSelect, SlidingWindow,  # noqa: F401
+                     WidthConverter, in_elems, out_elems)
 from .layers.cost import RES, fifo_resources
 from .passes.fifos import FIFO_MIN_DEPTH, base_depth
 
-DEFAULT_BUDGET = {"LUT": 0.70, "FF": 0.80, "BRAM18": 0.80, "URAM": 0.80, "DSP": 0.80}
-# Shortest interval the optimizer aims for. Below a few dozen cycles per frame the RTL's
-# handshakes, not the folding, set the rate (Verilator measured 2.4 cycles for a 2-cycle
-# folding of tfc_small_w1a1, 10 for an 8-cycle one), so the cycle model would be wrong;
-# 64 cycles is 1.5M frames/s at 100 MHz. Checked by hw_tests/test_estimate_cycles.py.
-MIN_INTERVAL = 64
+# Shortest interval the optimizer aims for: one frame per cycle. Every RTL block streams
+# one word per cycle on each port (credit-counted output FIFOs, pipelined adder trees),
+# so the cycle model holds down to fully parallel layers (PE = MH, SIMD = MW); checked in
+# Verilator by hw_tests/test_fullrate.py over intervals 1..64.
+MIN_INTERVAL = 1
 
 
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def in_elems(layer) -> int:
-    """Elements per input word."""
-    if isinstance(layer, SlidingWindow):
-        return layer.channels if layer.parallel else layer.simd
-    if isinstance(layer, MVAU):
-        return layer.simd
-    if isinstance(layer, VVAU):
-        return layer.in_word
-    if isinstance(layer, WidthConverter):
-        return layer.in_elems
-    return getattr(layer, "pe", 1)
-
-
-def out_elems(layer) -> int:
-    """Elements per output word."""
-    if isinstance(layer, SlidingWindow):
-        return layer.out_shape[-1] if layer.parallel else layer.simd
-    if isinstance(layer, LabelSelect):
-        return 1
-    if isinstance(layer, VVAU):
-        return layer.out_word
-    if isinstance(layer, WidthConverter):
-        return layer.out_elems
-    return getattr(layer, "pe", 1)
 
 
 def edge_fifo(consumer) -> tuple[int, int]:
@@ -399,18 +374,6 @@ def _layer_res(layer) -> dict:
 
 
 # --------------------------------------------------------------------------- selection
-def budget_of(board, budget: dict | None = None) -> dict:
-    """Absolute budget per resource: fractions (<= 1) of the board, or absolute counts."""
-    frac = dict(DEFAULT_BUDGET)
-    for k, v in (budget or {}).items():
-        k2 = k.upper() if k.upper() in RES else ("BRAM18" if k.upper() == "BRAM" else None)
-        if k2 is None:
-            raise BnnccError(f"unknown budget resource '{k}' (use {', '.join(RES)})")
-        frac[k2] = float(v)
-    cap = board.capacity()
-    return {r: (frac[r] * cap[r] if frac[r] <= 1.0 else frac[r]) for r in RES}
-
-
 def _select(units, T, lam, bud) -> list[int] | None:
     """Index of the cheapest option with cycles <= T per unit (None if some unit cannot)."""
     scale = np.array([lam[i] / max(bud[r], 1e-9) for i, r in enumerate(RES)])
@@ -515,7 +478,7 @@ def fold_max_fps(design, board, clock_mhz: float | None = None, budget: dict | N
     units, bud = _setup(design, board, budget, config, allow_uram, units)
     cands = np.unique(np.concatenate([u.cycles for u in units]))
     floor = max(int(u.cycles.min()) for u in units)
-    cands = cands[cands >= max(floor, min(MIN_INTERVAL, int(cands.max())))]
+    cands = cands[cands >= max(floor, MIN_INTERVAL)]
     # feasibility is (close to) monotone in T: binary search, then settle
     lo, hi = 0, len(cands) - 1
     sel_hi, _ = _fit(units, cands[hi], bud)

@@ -55,9 +55,25 @@ def _build() -> ctypes.CDLL | None:
     return lib
 
 
+_numpy_only = 0
+
+
+class numpy_only:
+    """Within this block the golden model uses NumPy only (no kernel build, nothing
+    written to the cache): for the few frames `bnncc compile` runs."""
+
+    def __enter__(self):
+        global _numpy_only
+        _numpy_only += 1
+
+    def __exit__(self, *exc):
+        global _numpy_only
+        _numpy_only -= 1
+
+
 def _get():
     global _lib, _tried
-    if os.environ.get("BNNCC_NO_CKERNEL"):
+    if os.environ.get("BNNCC_NO_CKERNEL") or (_numpy_only and not _tried):
         return None
     if not _tried:
         _tried = True

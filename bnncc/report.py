@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from . import __version__
-from .folding import in_elems, out_elems
+from .layers import in_elems, out_elems
 
 
 def layer_rows(design) -> list[dict]:

@@ -156,11 +156,36 @@ def _strict_compile(files: dict, tmp: Path, std: str, defines=()) -> None:
     assert r.returncode == 0, r.stderr[-3000:]
 
 
-@pytest.mark.parametrize("std,hw_path", [("c++14", False), ("c++17", False), ("c++14", True)])
-def test_strict_compile(tmp_path, std, hw_path):
-    """-Wall -Wextra -Werror, on the C-simulation code and (hw_path) the synthesis code."""
-    _strict_compile(hls.render(every_kind_design()), tmp_path, std,
-                    ["-DBNNCC_HW_PATH"] if hw_path else [])
+@pytest.mark.parametrize("std,defines", [("c++14", ()), ("c++17", ()), ("c++14", ("-DBNNCC_HW_PATH",)),
+                                         ("c++14", ("-DBNNCC_COUNT_LOOPS",))])
+def test_strict_compile(tmp_path, std, defines):
+    """-Wall -Wextra -Werror, on the C-simulation code, the synthesis code (BNNCC_HW_PATH)
+    and the loop-counting build."""
+    _strict_compile(hls.render(every_kind_design()), tmp_path, std, list(defines))
+
+
+def test_run_hls_tcl_csim_is_the_tested_path(tmp_path):
+    """run_hls.tcl's C simulation compiles the files bnncc's csim compiles and runs the
+    testbench against the golden model's outputs written into the project: it passes on
+    the project as written and fails (exit 3) when one expected word is wrong."""
+    import re
+    files = hls.render(every_kind_design())
+    tcl = files["run_hls.tcl"].decode()
+    assert re.findall(r"^add_files (?:-tb )?(\S+)", tcl, re.M) == \
+        ["top.cpp", "tb.cpp", "tb_input.bin", "tb_expected.bin"]
+    for step in ("csim_design", "csynth_design", "cosim_design", "export_design"):
+        assert re.search(rf"^{step}\b", tcl, re.M), step
+    argv = re.search(r'^csim_design -argv "([^"]+)"', tcl, re.M).group(1).split()
+    exe = csim.build(files)
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    r = subprocess.run([str(exe), *argv], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0 and "match the golden model" in r.stdout, r.stderr
+    bad = bytearray(files["tb_expected.bin"])
+    bad[len(bad) // 2] ^= 1
+    (tmp_path / "tb_expected.bin").write_bytes(bytes(bad))
+    r = subprocess.run([str(exe), *argv], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 3, (r.returncode, r.stderr)
 
 
 def test_makefile_builds(tmp_path):
@@ -170,8 +195,8 @@ def test_makefile_builds(tmp_path):
         (tmp_path / name).write_bytes(data)
     r = subprocess.run(["make", "-C", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run(["./tb", "tb_input.bin", "1", "."], cwd=tmp_path, capture_output=True,
-                       text=True)
+    r = subprocess.run(["./tb", "tb_input.bin", str(hls.TB_FRAMES), ".", "--expect",
+                        "tb_expected.bin"], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
 

@@ -1,5 +1,6 @@
-"""The design-level cycle estimate (bnncc.estimate) against Verilator-measured cycles per
-frame, for every fixture model (tests/fixtures/index.json), folded by the optimizer."""
+"""The design-level estimate (bnncc.estimate) against Verilator: cycles per frame and
+first-frame latency, for every fixture model (tests/fixtures/index.json) at two foldings
+(the simple folding and the optimizer's)."""
 from __future__ import annotations
 
 import json
@@ -13,45 +14,43 @@ import pytest
 from bnncc import api
 from bnncc.boards import get_board
 from bnncc.estimate import estimate
-from bnncc.folding import fold_for_fps, fold_max_fps
+from bnncc.folding import fold_for_fps, fold_max_fps, fold_simple
 from bnncc.sim import rtlsim
 
 REPO = Path(__file__).resolve().parent.parent
 FIX = REPO / "tests" / "fixtures"
 
 
-# One model per family and kind of layer (hw_tests/test_rtl.py runs every fixture at the
-# simple folding; this checks the optimizer's foldings, whose Verilator builds are larger).
-CHOSEN = ("tfc_1w1a", "sfc_2w2a", "cnv_1w1a", "TFC_1W2A", "tfc_w1a1_finn", "tfc_small_w1a1",
-          "tfc_w1a2_mt", "qdq_cnn_pc_u8")
-
-
 def models():
     entries = json.loads((FIX / "index.json").read_text())
-    return [e for e in entries if e["name"] in CHOSEN and (FIX / e["model"]).exists()]
+    return [e for e in entries if (FIX / e["model"]).exists()]
 
 
+def _fold(d, b, how, name):
+    if how == "simple":
+        return fold_simple(d)
+    if "cnv" in name.lower():        # the --max-fps CNV is test_cnv_max_fps_pynq_z2's
+        return fold_for_fps(d, b, 100.0, 2000)
+    return fold_max_fps(d, b, 100.0)
+
+
+@pytest.mark.parametrize("how", ("simple", "optimizer"))
 @pytest.mark.parametrize("entry", models(), ids=lambda e: e["name"])
-def test_cycles_match_verilator(entry):
+def test_interval_and_latency_match_verilator(entry, how):
+    """Measured frame interval within 5 % and first-frame latency (first input word to
+    the last output word of frame 0) within 10 % of the estimate."""
     d = api.load(str(FIX / entry["model"]))
     b = get_board("pynq-z2")
-    if "cnv" in entry["name"].lower():
-        fold_for_fps(d, b, 100.0, 2000)       # keeps the Verilator build small
-        frames = 3
-    else:
-        fold_max_fps(d, b, 100.0)
-        frames = 12
+    _fold(d, b, how, entry["name"])
     est = estimate(d, b, 100.0)
-    rng = np.random.default_rng(0)
-    first = d.first()
-    if first.idt.is_bipolar:
-        q = rng.choice([-1, 1], (frames,) + tuple(first.in_shape))
-    else:
-        q = rng.integers(first.idt.min, first.idt.max + 1, (frames,) + tuple(first.in_shape))
+    from bnncc.testing.designs import rand_values
+    q = rand_values(np.random.default_rng(0), d.first().idt, (3,) + tuple(d.first().in_shape))
     y, st = rtlsim.simulate(d, q)
     assert np.array_equal(y, d.run_layers(q))
     meas, cyc = st["cycles_per_frame"], est["cycles_per_frame"]
-    assert abs(meas - cyc) <= 0.05 * cyc, (meas, cyc)
+    assert abs(meas - cyc) <= 0.05 * cyc, ("interval", meas, cyc)
+    lm, le = st["latency_cycles"], est["latency_cycles"]
+    assert abs(lm - le) <= 0.10 * le, ("latency", lm, le)
 
 
 def test_cnv_max_fps_pynq_z2():

@@ -53,3 +53,39 @@ def test_estimate_path_runs_in_process():
     d, b = folded()
     e = estimate(d, b, 100.0)
     assert e["fits"] and e["cycles_per_frame"] == max(r["cycles"] for r in e["layers"])
+
+
+def _bnncc_imports() -> dict[str, set[str]]:
+    """module -> bnncc modules it imports (top-level and inside functions)."""
+    import ast
+    root = Path(__file__).resolve().parent.parent / "bnncc"
+    mods = {}
+    for f in root.rglob("*.py"):
+        rel = f.relative_to(root.parent).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        pkg = name if rel.name == "__init__" else name.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = pkg
+                for _ in range(max(0, node.level - 1)):
+                    base = base.rpartition(".")[0]
+                target = (base + "." + node.module if node.module else base) if node.level \
+                    else (node.module or "")
+                if target.startswith("bnncc"):
+                    deps.add(target)
+                    deps.update(f"{target}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name.startswith("bnncc"))
+        mods[name] = deps
+    return {m: {d for d in ds if d in mods and d != m} for m, ds in mods.items()}
+
+
+def test_estimate_folding_fifos_import_no_circle():
+    """estimate, folding and passes.fifos import one another in one direction only (even
+    counting imports inside functions): fifos <- estimate <- folding."""
+    import networkx as nx
+    g = nx.DiGraph([(m, d) for m, ds in _bnncc_imports().items() for d in ds])
+    trio = {"bnncc.estimate", "bnncc.folding", "bnncc.passes.fifos"}
+    for cyc in nx.simple_cycles(g.subgraph(nx.descendants(g, "bnncc.folding") | trio)):
+        assert not (set(cyc) & trio), cyc

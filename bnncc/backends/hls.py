@@ -6,9 +6,11 @@
   <layer>.hpp      one per layer: its constants (weights, thresholds) and its function
   top.hpp/top.cpp  the dataflow top `bnncc_top` with AXI-Stream ports
   tb.cpp           C testbench (file formats in its header comment)
-  tb_input.bin     one all-zero input frame, used by run_hls.tcl's csim
+  tb_input.bin     input frames (random, seeded) for run_hls.tcl's csim and cosim
+  tb_expected.bin  the golden model's outputs of them, which the testbench compares
   Makefile         g++ C simulation build
-  run_hls.tcl      Vitis HLS: csim, csynth, export as IP
+  run_hls.tcl      Vitis HLS: csim (this testbench, checked against tb_expected.bin),
+                   csynth, cosim (the same check on the synthesized RTL), export as IP
 
 Every layer kind has one template, templates/hls/<kind>.hpp.j2 (MaxPool and SumPool share
 pool.hpp.j2, a parallel sliding window has swg_parallel.hpp.j2); this module only computes
@@ -28,9 +30,8 @@ import numpy as np
 from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
-from ..folding import in_elems, out_elems
 from ..layers import (MVAU, VVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool,
-                      SlidingWindow, SumPool, Thresholding, WidthConverter)
+                      SlidingWindow, SumPool, Thresholding, WidthConverter, in_elems, out_elems)
 from ..layers.thresholding import out_levels
 from ..passes.fifos import fifo_depths
 from ..passes.streams import check_streams
@@ -204,6 +205,10 @@ def _ctx_mvau(l: MVAU, c: dict) -> dict:
     wbits = simd * l.wdt.bits
     wchunks = 0 if wbits <= 64 else -(-wbits // 64)
     lits = (chunk_literals if wchunks else word_literals)(l.weight_tiles(), l.wdt)  # (PE, NF*SF)
+    style = l.mem_style or l.default_mem_style()
+    c.update(wimpl="lutram" if style == "lut" else "bram",
+             wmem_note={"lut": "LUT ROM", "block": "block RAM",
+                        "uram": "block RAM (a ROM cannot be initialized in URAM)"}[style])
     c.update(mh=l.mh, mw=l.mw, pe=pe, simd=simd, nf=l.mh // pe, sf=l.mw // simd,
              pixels=l.pixels, binary=bool(l.binary), wdt=l.wdt, wword_bits=simd * l.wdt.bits,
              wword_ctype=builtin_uint(simd * l.wdt.bits), wchunks=wchunks,
@@ -266,6 +271,11 @@ def _ctx_thresholding(l: Thresholding, c: dict) -> dict:
     return c
 
 
+def _impl(style: str) -> str:
+    """Vitis BIND_STORAGE impl of a memory style the optimizer chose."""
+    return {"block": "bram", "uram": "uram", "lut": "lutram", "distributed": "lutram"}[style]
+
+
 def _ctx_swg(l: SlidingWindow, c: dict) -> dict:
     ih, iw, ch = l.in_shape
     oh, ow = l.out_shape[0], l.out_shape[1]
@@ -281,9 +291,12 @@ def _ctx_swg(l: SlidingWindow, c: dict) -> dict:
     if ch % l.simd:
         raise BnnccError(f"{l.name}: SIMD={l.simd} must divide the {ch} channels")
     pad_word = word_literals(np.full((l.simd,), l.pad_value), l.idt).item()
+    fill, blocks = l.schedule()
     c.update(ih=ih, iw=iw, channels=ch, simd=l.simd, cf=ch // l.simd, kh=kh, kw=kw, sh=sh, sw=sw,
              pads=list(l.pads), pad_value=l.pad_value, oh=oh, ow=ow, nb=min(kh + sh, ih),
-             word_bits=l.simd * l.idt.bits, pad_word=pad_word, depthwise=bool(l.depthwise))
+             word_bits=l.simd * l.idt.bits, pad_word=pad_word, depthwise=bool(l.depthwise),
+             fill=fill, iters=fill + sum(b for b, _ in blocks),
+             buf_impl=_impl(l.buffer_shape()[2]))
     return c
 
 
@@ -496,6 +509,7 @@ def render(design, part: str = "xc7z020clg400-1", clock_mhz: float = 100.0,
         "max_word_bits": max_w, "ap_int_max_w": max(1024, -(-max_w // 1024) * 1024),
         "part": part, "clock_mhz": f"{clock_mhz:g}", "period_ns": f"{1000.0 / clock_mhz:.3f}",
         "project": f"{c_name(design_name)}_hls", "cxxflags": cxxflags,
+        "tb_frames": TB_FRAMES, "csim_cflags": CSIM_TCL_CFLAGS,
     }
     files: dict[str, bytes] = {}
     for c in ctxs:
@@ -507,8 +521,30 @@ def render(design, part: str = "xc7z020clg400-1", clock_mhz: float = 100.0,
         files[out] = env.get_template(tpl).render(**top).encode()
     for name in STATIC_FILES:
         files[name] = (templates_dir() / name).read_bytes()
-    files["tb_input.bin"] = bytes(_bytes(top["in_axi_bits"]) * top["in_words"])
+    files["tb_input.bin"], files["tb_expected.bin"] = golden_frames(design, top)
     return dict(sorted(files.items()))
+
+
+TB_FRAMES = 4      # frames in tb_input.bin
+CSIM_TCL_CFLAGS = "-std=c++14"    # what bnncc.sim.csim compiles with, minus optimization
+
+
+def golden_frames(design, top: dict) -> tuple[bytes, bytes]:
+    """TB_FRAMES random input frames (seeded: the project is deterministic) as AXI words,
+    and the golden model's outputs of them: run_hls.tcl's csim and cosim compare with
+    these (tb --expect)."""
+    from ..streams import words_to_bytes
+    first, last = endpoints(design)
+    dt = first.idt
+    rng = np.random.default_rng(0)
+    shape = (TB_FRAMES,) + tuple(first.in_shape)
+    q = rng.choice([-1, 1], shape) if dt.is_bipolar else rng.integers(dt.min, dt.max + 1, shape)
+    from ..kernels import numpy_only
+    from ..layers.bits import unpacked
+    with numpy_only():
+        y = design.run_layers(q)
+    return (words_to_bytes(q, dt, top["in_elems"], top["in_axi_bits"]),
+            words_to_bytes(unpacked(y), last.odt, top["out_elems"], top["out_axi_bits"]))
 
 
 def emit(design, outdir: Path, part: str = "xc7z020clg400-1",

@@ -167,6 +167,9 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
             if not np.all(np.isfinite(v)) or not np.array_equal(v, np.round(v)):
                 raise self.err("weights are not quantized (no Quant/BipolarQuant/Sign on them "
                                "and not integer-valued)", node)
+            if v.size and np.max(np.abs(v)) >= 2.0 ** 32:
+                raise self.err(f"integer-valued weights up to {np.max(np.abs(v)):g} are wider "
+                               "than 32 bits", node)
             q = v.astype(np.int64)
             return q, np.ones(v.shape[axis]), DataType.for_values(q)
         qc = c.quant
@@ -252,6 +255,14 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
         ostage = HostStage(shape=out.shape, gather=out.pos.reshape(-1), chain=out.chain,
                            head=head, out_dtype=getattr(out, "out_dtype", "float32"))
         shape = getattr(out, "out_shape", out.shape)
+        dims = g.output[0].type.tensor_type.shape.dim
+        declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        if g.output[0].type.tensor_type.HasField("shape") and not (
+                len(declared) == len(shape) and
+                all(d is None or d == s for d, s in zip(declared, shape))):
+            raise BnnccError(f"output '{g.output[0].name}' is declared with shape "
+                             f"{[d if d is not None else '?' for d in declared]} but the graph "
+                             f"computes {list(shape)}", file=self.path)
         return Design(self.path, self.g, self.in_name, self.in_shape, g.output[0].name,
                       tuple(shape), self.input_stage, ostage, self.notes,
                       per_channel_widths=self.per_channel_widths)

@@ -7,9 +7,41 @@ Yosys on the sweep in bnncc/calibrate.py (table in docs/calibration.md).
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 RES = ("LUT", "FF", "BRAM18", "URAM", "DSP")
+COEFFICIENTS = Path(__file__).resolve().parent / "coefficients.json"
+
+
+@functools.lru_cache(maxsize=None)
+def _coefficients() -> dict:
+    return json.loads(COEFFICIENTS.read_text())
+
+
+def coef(key: str) -> tuple[list, list]:
+    """(LUT, FF) coefficients of a model, as fitted by bnncc.calibrate.fit on the training
+    sweep (held-out errors in docs/calibration.md)."""
+    c = _coefficients()[key]
+    return list(c["LUT"]), list(c["FF"])
+
+
+def write_coefficients(new: dict) -> None:
+    old = _coefficients()
+    COEFFICIENTS.write_text(json.dumps({**old, **new}, indent=1, sort_keys=True) + "\n")
+
+
+def coef_key(layer) -> str:
+    """Which coefficient set models a layer (one per RTL template and mode)."""
+    k = layer.kind
+    if k == "MVAU":
+        return "MVAU_BIN" if layer.binary else "MVAU_INT"
+    if k == "SlidingWindow":
+        return "SWGP" if layer.parallel else "SWG"
+    return {"Thresholding": "THRESH", "MaxPool": "POOL", "SumPool": "SUMPOOL",
+            "AddStreams": "ADD", "Concat": "CONCAT", "Duplicate": "DUP",
+            "LabelSelect": "LABEL", "FIFO": "FIFO", "WidthConverter": "DWC"}[k]
 
 # LUTs per LUTRAM / SRL cell (SLICEM LUTs used)
 _LUTRAM = {"RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4,
@@ -65,6 +97,9 @@ class Fifo:
 
     def features(self, style=None):
         return fifo_features(self.w, self.depth)
+
+    def lut_floor(self, style=None) -> int:
+        return fifo_floor(self.w, self.depth)
 
 
 # ------------------------------------------------------------------ block RAM (Yosys xc7 rules)
@@ -159,6 +194,11 @@ def fifo_features(w: int, depth: int) -> tuple[list, list]:
             [2 * aw + cw, w * blk])
 
 
+def fifo_floor(w: int, depth: int) -> int:
+    """A FIFO's LUT RAM storage cells (none when in block RAM)."""
+    return 0 if fifo_bram(w, depth) else int(lutram_sdp(w, depth))
+
+
 def fifo_resources(w: int, depth: int) -> dict:
     """bnncc_fifo: LUT RAM (asynchronous read) or, when deep, block RAM storage;
     pointers and count. (The optimizer asks for the same few FIFOs thousands of times.)"""
@@ -168,12 +208,11 @@ def fifo_resources(w: int, depth: int) -> dict:
 @functools.lru_cache(maxsize=None)
 def _fifo_resources(w: int, depth: int) -> dict:
     fl, ff = fifo_features(w, depth)
-    return res(LUT=sum(c * f for c, f in zip(FIFO_LUT, fl)),
+    return res(LUT=max(sum(c * f for c, f in zip(FIFO_LUT, fl)), fifo_floor(w, depth)),
                FF=sum(c * f for c, f in zip(FIFO_FF, ff)), BRAM18=fifo_bram(w, depth))
 
 
-FIFO_LUT = [0.9085, 1.3024, 1.8116, 0.0]
-FIFO_FF = [1.1681, 0.6571]
+FIFO_LUT, FIFO_FF = coef("FIFO")
 
 
 def generic_resources(layer) -> dict:

@@ -42,8 +42,11 @@ class WidthConverter(Layer):
             return add(dwc_resources(eb, ie, g), dwc_resources(eb, g, oe))
         return dwc_resources(eb, ie, oe)
 
-    def latency(self) -> int:
-        return 1
+    def fill_drain(self) -> tuple[int, int]:
+        """A gather waits for a whole output word; a split emits its slices after the last
+        input word."""
+        ie, oe = self.in_elems, self.out_elems
+        return (-(-oe // ie), 0) if oe > ie else (1, ie // oe - 1)
 
     def features(self, style=None):
         return dwc_features(self.idt.bits, self.in_elems, self.out_elems)
@@ -69,5 +72,6 @@ def dwc_resources(eb: int, ie: int, oe: int) -> dict:
                FF=sum(c * f for c, f in zip(DWC_FF, ff)))
 
 
-DWC_LUT = [0.3267, 9.6804, 0.0, 0.0, 25.5773]
-DWC_FF = [1.0, 0.0]
+from .cost import coef  # noqa: E402
+
+DWC_LUT, DWC_FF = coef("DWC")

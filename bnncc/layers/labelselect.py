@@ -29,7 +29,10 @@ class LabelSelect(Layer):
         return {"k": self.k, "labels": self.labels}
 
     def cycles(self) -> int:
-        return self.labels // self.pe
+        """Per row: LABELS / PE words in, one word a cycle; the k labels of a row go out
+        while the next row (or frame) is read, so a row waits only if it is shorter than k."""
+        rows = int(np.prod(self.in_shape[:-1])) if len(self.in_shape) > 1 else 1
+        return rows * max(self.labels // self.pe, self.k)
 
     # ------------------------------------------------------------------ resource model
     def features(self, style=None) -> tuple[list, list]:
@@ -53,9 +56,11 @@ class LabelSelect(Layer):
     def held_words(self) -> int:
         return self.labels // self.pe + 2
 
-    def latency(self) -> int:
-        return 2 + self.k
+    def fill_drain(self) -> tuple[int, int]:
+        """Every label before the first index; then the k indices."""
+        return self.labels // self.pe, self.k
 
 
-LABEL_LUT = [0.0, 1.5813, 6.4195, 0.0, 0.0]
-LABEL_FF = [1.0638, 5.2766]
+from .cost import coef  # noqa: E402
+
+LABEL_LUT, LABEL_FF = coef("LABEL")

@@ -59,22 +59,30 @@ class MaxPool(Layer):
         ff = [ctr + fifo["FF"], 1.0]
         return lut, ff
 
+    def lut_floor(self, style=None) -> int:
+        """The row buffer of partial maxima in LUT RAM."""
+        from .cost import lutram_sp
+        return int(lutram_sp(self.pe * self.odt.bits, self.out_shape[1] * (self.in_shape[2] // self.pe)))
+
     def resources(self, mem_style: str | None = None) -> dict:
         """templates/rtl/pool.v.j2 (max): a row buffer of partial maxima (LUT RAM, one
         address), PE comparators, position counters, output FIFO of 2 words."""
         from .cost import res
         fl, ff = self.features()
-        return res(LUT=sum(c * f for c, f in zip(POOL_LUT, fl)),
+        return res(LUT=max(sum(c * f for c, f in zip(POOL_LUT, fl)), self.lut_floor()),
                    FF=sum(c * f for c, f in zip(POOL_FF, ff)))
 
     def held_words(self) -> int:
         ih, iw, c = self.in_shape
         return self.kernel[0] * iw * c // self.pe + 2
 
-    def latency(self) -> int:
+    def fill_drain(self) -> tuple[int, int]:
+        """The first window is complete after KH - 1 input rows and KW pixels."""
         ih, iw, c = self.in_shape
-        return (self.kernel[0] - 1) * iw * c // self.pe + self.kernel[1] * c // self.pe + 2
+        cf = c // self.pe
+        return (self.kernel[0] - 1) * iw * cf + (self.kernel[1] - 1) * cf + 1, 0
 
 
-POOL_LUT = [1.25, 3.875, 0.0, 0.0, 92.0]
-POOL_FF = [1.2365, 0.0]
+from .cost import coef  # noqa: E402
+
+POOL_LUT, POOL_FF = coef("POOL")

@@ -152,10 +152,8 @@ def _linear(features, lut_coef, ff_coef) -> dict:
                FF=sum(c * f for c, f in zip(ff_coef, ff)))
 
 
-# coefficients fitted to Yosys (bnncc/calibrate.py); a trailing 1.0 counts mapped LUT RAM
-ADD_LUT = [0.9325, 1.0, 4.4283, 1.0]      # bipolar mux term: structural (no sweep point)
-ADD_FF = [1.25, 0.0]
-CONCAT_LUT = [0.2426, 0.0938, 4.5294, 0.0, 1.0]
-CONCAT_FF = [1.0, 1.0]
-DUP_LUT = [2.0896, 0.0]
-DUP_FF = [1.0, 0.0]
+from .cost import coef  # noqa: E402
+
+ADD_LUT, ADD_FF = coef("ADD")
+CONCAT_LUT, CONCAT_FF = coef("CONCAT")
+DUP_LUT, DUP_FF = coef("DUP")

@@ -45,12 +45,19 @@ class SumPool(MaxPool):
         ff = [regs, width * (bram > 0), 1.0]
         return lut, ff, bram
 
+    def lut_floor(self, style=None) -> int:
+        """The partial-sum row buffer's LUT RAM cells (none when in block RAM)."""
+        from .cost import fifo_bram, lutram_sdp
+        width, depth = self.pe * self.odt.bits, self.out_shape[1] * (self.in_shape[2] // self.pe)
+        return 0 if fifo_bram(width, depth) else int(lutram_sdp(width, depth))
+
     def resources(self, mem_style: str | None = None) -> dict:
         from .cost import res
         fl, ff, bram = self.features()
-        return res(LUT=sum(c * f for c, f in zip(SUMPOOL_LUT, fl)),
+        return res(LUT=max(sum(c * f for c, f in zip(SUMPOOL_LUT, fl)), self.lut_floor()),
                    FF=sum(c * f for c, f in zip(SUMPOOL_FF, ff)), BRAM18=bram)
 
 
-SUMPOOL_LUT = [0.813, 0.948, 2.085, 0.0, 1.0]    # last: LUT RAM counted as mapped
-SUMPOOL_FF = [1.1719, 0.8798, 0.0]
+from .cost import coef  # noqa: E402
+
+SUMPOOL_LUT, SUMPOOL_FF = coef("SUMPOOL")

@@ -70,16 +70,36 @@ class SlidingWindow(Layer):
         t, l, b, r = self.pads
         return self.in_shape[0] + t + b, self.in_shape[1] + l + r
 
+    def rows_needed(self, oy: int) -> int:
+        """Input rows 0 .. n-1 that must be in the line buffer before output row oy
+        (all of them after the last output row)."""
+        if oy >= self.out_shape[0]:
+            return self.in_shape[0]
+        top = oy * self.stride[0] - self.pads[0]
+        return min(self.in_shape[0], max(0, top + self.kernel[0]))
+
+    def schedule(self) -> tuple[int, list[tuple[int, int]]]:
+        """The channel-serial window's loop (templates/hls/swg.hpp.j2), one word read
+        and/or one written per iteration: a fill that reads the rows output row 0 needs,
+        then per output row a block of max(window words, next rows' words) iterations
+        that writes the row's windows while reading the rows the next output row adds.
+        Returns (fill iterations, [(block iterations, words read in it)] per output row)."""
+        ih, iw, c = self.in_shape
+        oh, ow = self.out_shape[0], self.out_shape[1]
+        roww = iw * (c // self.simd)
+        wb = ow * self.kernel[0] * self.kernel[1] * (c // self.simd)
+        blocks = []
+        for oy in range(oh):
+            reads = (self.rows_needed(oy + 1) - self.rows_needed(oy)) * roww
+            blocks.append((max(wb, reads), reads))
+        return self.rows_needed(0) * roww, blocks
+
     def cycles(self) -> int:
         if self.parallel:          # one padded input pixel per cycle
             hp, wp = self.padded()
             return hp * wp
-        # one input pixel word or one output window word per cycle, whichever is more
-        c_fold = self.channels // self.simd
-        ih, iw = self.in_shape[0], self.in_shape[1]
-        oh, ow = self.out_shape[0], self.out_shape[1]
-        kh, kw = self.kernel
-        return max(ih * iw, oh * ow * kh * kw) * c_fold
+        fill, blocks = self.schedule()
+        return fill + sum(b for b, _ in blocks)
 
     # ------------------------------------------------------------------ resource model
     def buffer_shape(self) -> tuple[int, int, str]:
@@ -127,13 +147,19 @@ class SlidingWindow(Layer):
         ff = [ctr + fifo["FF"], width * (not block), 1.0]
         return lut, ff, (bram18(width, depth, rom=False) if block else 0)
 
+    def lut_floor(self, style=None) -> int:
+        """The line buffer's LUT RAM cells when it is not in block RAM."""
+        from .cost import lutram_sdp
+        width, depth, st = self.buffer_shape()
+        return 0 if st == "block" else int(lutram_sdp(width, depth))
+
     def resources(self, mem_style: str | None = None) -> dict:
         """templates/rtl/swg.v.j2: circular line buffer of NR rows (BRAM or LUT RAM with
         registered read), window address generation, output FIFO of 4 words."""
         from .cost import res
         fl, ff, bram = self.features()
         lc, fc = (SWGP_LUT, SWGP_FF) if self.parallel else (SWG_LUT, SWG_FF)
-        return res(LUT=sum(c * f for c, f in zip(lc, fl)),
+        return res(LUT=max(sum(c * f for c, f in zip(lc, fl)), self.lut_floor()),
                    FF=sum(c * f for c, f in zip(fc, ff)), BRAM18=bram)
 
     def held_words(self) -> int:
@@ -141,15 +167,20 @@ class SlidingWindow(Layer):
             return (self.kernel[0] - 1) * self.padded()[1] + self.kernel[1] + 2
         return self.buffer_shape()[1] + 4
 
-    def latency(self) -> int:
+    def fill_drain(self) -> tuple[int, int]:
+        """(input words read before the first window word, cycles of output after the last
+        input word): the rows output row 0 needs; the last output row's windows."""
         ih, iw, c = self.in_shape
-        kh = self.kernel[0]
         if self.parallel:
-            return (kh - 1) * self.padded()[1] + self.kernel[1] + 2
-        return (kh - self.pads[0]) * iw * (c // self.simd) + 4
+            (kh, kw), (t, l, b, r) = self.kernel, self.pads
+            fill = max(0, kh - 1 - t) * iw + max(1, kw - l)
+            return max(1, fill), b * self.padded()[1] + r
+        fill, blocks = self.schedule()
+        last, reads = blocks[-1]
+        return max(1, fill), max(0, last - reads)
 
 
-SWG_LUT = [0.0, 2.8935, 0.0, 1.3324, 0.0, 0.0]
-SWG_FF = [1.1433, 1.1562, 1.5094]
-SWGP_LUT = [1.0, 1.0, 1.146, 2.3217, 0.0]     # LUT RAM counted as mapped
-SWGP_FF = [0.9919, 1.4557, 0.0]
+from .cost import coef  # noqa: E402
+
+SWG_LUT, SWG_FF = coef("SWG")
+SWGP_LUT, SWGP_FF = coef("SWGP")

@@ -91,17 +91,25 @@ class Thresholding(Layer):
         ff = [ubits(nf - 1) + fifo["FF"], pe * (nt * tw + 1) * (nf >= 8), pe * (nf > 1)]
         return lut, ff
 
+    def lut_floor(self, style=None) -> int:
+        """The threshold ROM in logic: one LUT6 per stored bit per 64 channel folds."""
+        nf = self.channels // self.pe
+        if nf <= 1:
+            return 0
+        return int(self.pe * int(self.thresholds.shape[1]) * self.rtl_tw() * -(-nf // 64))
+
     def resources(self, mem_style: str | None = None) -> dict:
         """templates/rtl/thresholding.v.j2: PE lanes of NT comparators against a
         threshold ROM in logic (asynchronous read), optional negation, output FIFO."""
         from .cost import res
         fl, ff = self.features()
-        return res(LUT=sum(c * f for c, f in zip(THRESH_LUT, fl)),
+        return res(LUT=max(sum(c * f for c, f in zip(THRESH_LUT, fl)), self.lut_floor()),
                    FF=sum(c * f for c, f in zip(THRESH_FF, ff)))
 
-    def latency(self) -> int:
-        return 2
+    def fill_drain(self) -> tuple[int, int]:
+        return 1, 0
 
 
-THRESH_LUT = [0.1407, 0.0, 0.0, 2.4519, 1.5581, 77.1415] * 6
-THRESH_FF = [0.8243, 0.7933, 0.9376] * 3 * 2
+from .cost import coef  # noqa: E402
+
+THRESH_LUT, THRESH_FF = coef("THRESH")

@@ -230,8 +230,10 @@ class VVAU(Layer):
     def held_words(self) -> int:
         return self.k + 2
 
-    def latency(self) -> int:
-        return self.k + 4
+    def fill_drain(self) -> tuple[int, int]:
+        """(input words before the first output word, cycles after the last input word):
+        one window of a channel group (bnncc.estimate.first_frame)."""
+        return self.k, 0
 
 
 # Coefficients of the features above (LUT: xnor lanes, add/sub lanes, multiplier bits,

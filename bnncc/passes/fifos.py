@@ -20,12 +20,12 @@ import networkx as nx
 import numpy as np
 
 from ..ir import INPUT
+from ..layers import MVAU, in_elems, out_elems
 
 FIFO_MIN_DEPTH = 32     # LUT RAM holds 32 words for the cost of 2: decouples bursty neighbours
 
 
 def base_depth(consumer) -> int:
-    from ..layers import MVAU
     if isinstance(consumer, MVAU) and consumer.mh // consumer.pe > 1:
         return max(FIFO_MIN_DEPTH, consumer.mw // consumer.simd + 2)
     return FIFO_MIN_DEPTH
@@ -33,14 +33,12 @@ def base_depth(consumer) -> int:
 
 def frame_words(layer) -> int:
     """Words per frame on a layer's output stream."""
-    from ..folding import out_elems
     return max(1, int(np.prod(layer.out_shape)) // out_elems(layer))
 
 
 def fifo_depths(design) -> dict[tuple[str, int], int]:
     """(consumer, input index) -> FIFO depth in words, for every input fed by a layer (the
     top-level input stream has no FIFO)."""
-    from ..folding import in_elems
     g = design.graph
     depths: dict[tuple[str, int], int] = {}
     most: dict[str, float] = {}      # frames in flight from the input: longest path

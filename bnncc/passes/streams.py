@@ -13,7 +13,7 @@ def check_streams(design) -> tuple:
     layer once, one layer is read by nobody, every stream has one reader (a Duplicate of
     n outputs has n), and each producer and consumer agree on word size and element
     width. Raises BnnccError naming the layer otherwise."""
-    from ..folding import in_elems, out_elems
+    from ..layers import in_elems, out_elems
     layers = design.layers()
     if not layers:
         raise BnnccError("the design has no hardware layers")

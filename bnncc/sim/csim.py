@@ -33,8 +33,8 @@ from .. import resources
 from ..errors import BnnccError, VerificationMismatch
 from ..backends import hls
 from ..datatypes import DataType
-from ..folding import in_elems, out_elems
-from ..streams import decode, encode
+from ..layers import in_elems, out_elems
+from ..streams import bytes_to_values, words_to_bytes  # noqa: F401  (word files)
 
 CXX = os.environ.get("CXX", "g++")
 CSIM_FLAGS = "-O1 -std=c++14 -w"
@@ -165,32 +165,6 @@ def build(files: dict[str, bytes], flags: str = CSIM_FLAGS) -> Path:
     return exe
 
 
-# -- word files (format documented in templates/hls/tb.cpp.j2) -----------------------------
-
-def words_to_bytes(values: np.ndarray, dt: DataType, elems: int, word_bits: int) -> bytes:
-    """Integer values (flat, frames back to back) -> word file contents: `elems` elements
-    of dt.bits per word, each word ceil(word_bits/8) bytes, least significant byte first."""
-    codes = encode(np.asarray(values).reshape(-1, elems), dt)
-    shifts = np.arange(dt.bits, dtype=np.uint64)
-    bits = ((codes[..., None] >> shifts) & np.uint64(1)).astype(np.uint8).reshape(len(codes), -1)
-    nbytes = (word_bits + 7) // 8
-    pad = np.zeros((len(codes), 8 * nbytes - bits.shape[1]), np.uint8)
-    return np.packbits(np.concatenate([bits, pad], 1), axis=1, bitorder="little").tobytes()
-
-
-def bytes_to_values(data: bytes, dt: DataType, elems: int, word_bits: int) -> np.ndarray:
-    """Word file contents -> flat integer values (int64)."""
-    nbytes = (word_bits + 7) // 8
-    raw = np.frombuffer(data, np.uint8)
-    if raw.size % nbytes:
-        raise BnnccError(f"word file of {raw.size} bytes is not a whole number of "
-                         f"{nbytes}-byte words")
-    bits = np.unpackbits(raw.reshape(-1, nbytes), axis=1, bitorder="little")
-    bits = bits[:, :elems * dt.bits].reshape(-1, elems, dt.bits).astype(np.uint64)
-    codes = (bits << np.arange(dt.bits, dtype=np.uint64)).sum(-1, dtype=np.uint64)
-    return decode(codes, dt).reshape(-1)
-
-
 def simulate(design, q: np.ndarray, workdir=None, trace: bool = False, hw_path: bool = False
              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Run the C simulation on the integer batch q (N, *first layer in_shape).
@@ -238,3 +212,28 @@ def simulate(design, q: np.ndarray, workdir=None, trace: bool = False, hw_path: 
     finally:
         if own:
             shutil.rmtree(wd, ignore_errors=True)
+
+
+def loop_counts(design, q: np.ndarray) -> dict[str, int]:
+    """Iterations of every layer's II=1 loop over the frames of q, counted by an
+    instrumented C simulation (-DBNNCC_COUNT_LOOPS, a build of its own; synthesis never
+    sees the counters): layer name -> iterations. Divided by the frames, these are the
+    cycles per frame Vitis schedules, which the estimate's cycles must equal."""
+    import json
+    files = hls.render(design)
+    exe = build(files, CSIM_FLAGS + " -DBNNCC_COUNT_LOOPS")
+    first, _ = hls.endpoints(design)
+    names = hls.layer_names(design)
+    q = np.asarray(q).reshape((q.shape[0],) + tuple(first.in_shape))
+    with tempfile.TemporaryDirectory(prefix="bnncc-loops-") as td:
+        wd = Path(td)
+        ie = in_elems(first)
+        (wd / "in.bin").write_bytes(words_to_bytes(q, first.idt, ie,
+                                                   8 * ((ie * first.idt.bits + 7) // 8)))
+        r = subprocess.run([str(exe), str(wd / "in.bin"), str(q.shape[0]), str(wd),
+                            "--no-trace"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BnnccError(f"C simulation failed (exit {r.returncode}): {r.stderr[-2000:]}")
+        counts = json.loads((wd / "loops.json").read_text())
+    back = {v: k for k, v in names.items()}
+    return {back.get(k, k): int(n) for k, n in counts.items()}

@@ -123,8 +123,14 @@ class ComputeOps:
             raise self.err("auto_pad SAME_* is not supported; export explicit pads", node)
         s, r, add = self.int_input(x, node)
         wq, ws, wdt = self.weights(w, node, axis=0)
+        if wq.ndim != 4:
+            raise self.err(f"Conv weights must be 4-D (OC, IC, KH, KW), got {list(wq.shape)}",
+                           node)
         w_real = wq * ws[:, None, None, None]
         oc, ic, kh, kw = wq.shape
+        if "kernel_shape" in attrs and list(attrs["kernel_shape"]) != [kh, kw]:
+            raise self.err(f"kernel_shape {list(attrs['kernel_shape'])} contradicts the "
+                           f"weights' {kh}x{kw} kernel", node)
         _, c, h, wd = x.shape
         if groups < 1 or c % groups or oc % groups or ic * groups != c:
             raise self.err(f"group={groups} does not split {c} input channels into groups of "
