@@ -175,10 +175,11 @@ class VVAU(Layer):
     def default_mem_style(self) -> str:
         return "block" if self.weights.size * self.wdt.bits >= 16384 else "lut"
 
-    def features(self, style: str) -> tuple[list, list]:
+    def features(self, style: str | None = None) -> tuple[list, list]:
         """Structural LUT and FF counts of templates/rtl/vvau.v.j2 (the MVAU's datapath
         terms: products, partial sums, accumulators, comparators, weight ROM)."""
         from .cost import fifo_resources, ubits
+        style = style or self.mem_style or self.default_mem_style()
         pe, gf = self.pe, self.groups // self.pe
         lanes = pe * self.cout * self.cin
         rows = pe * self.cout
@@ -206,10 +207,10 @@ class VVAU(Layer):
 
     def resources(self, mem_style: str | None = None) -> dict:
         """LUT / FF / BRAM18 / DSP of templates/rtl/vvau.v.j2 at the current PE."""
-        from .cost import bram18, res
+        from .cost import bram18, coef, res
         style = mem_style or self.mem_style or self.default_mem_style()
         fl, ff = self.features(style)
-        kl, kf = (VVAU_LUT_BIN, VVAU_FF) if self.binary else (VVAU_LUT_INT, VVAU_FF)
+        kl, kf = coef("VVAU")
         depth = (self.groups // self.pe) * self.k
         wbits = self.pe * self.cout * self.cin * self.wdt.bits
         return res(LUT=sum(c * f for c, f in zip(kl, fl)), FF=sum(c * f for c, f in zip(kf, ff)),
@@ -234,12 +235,3 @@ class VVAU(Layer):
         """(input words before the first output word, cycles after the last input word):
         one window of a channel group (bnncc.estimate.first_frame)."""
         return self.k, 0
-
-
-# Coefficients of the features above (LUT: xnor lanes, add/sub lanes, multiplier bits,
-# partial-sum adders, accumulators, comparators, weight ROM, threshold ROM, control,
-# constant; FF: input and weight registers, partial sums, accumulators, control, threshold
-# registers). Until the calibration sweep fits them, they are the structural counts.
-VVAU_LUT_BIN = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5, 1.0, 40.0]
-VVAU_LUT_INT = [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 1.0, 40.0]
-VVAU_FF = [1.0, 1.0, 1.0, 1.0, 1.0]
