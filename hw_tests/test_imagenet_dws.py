@@ -42,7 +42,7 @@ def test_golden_and_csim_equal_qonnx(built, name):
     from bnncc.sim import csim
     path = built[name]
     refs = np.load(str(path).replace(".onnx", ".refs.npz"))
-    d = api.load(str(path))
+    d = api.load(str(path), "INT8", 2.0 ** -7)      # float pixels on the INT8 grid
     assert sum(l.kind == "VVAU" for l in d.layers()) >= 13
     y = d.run(refs["inputs"]).reshape(refs["outputs"].shape)
     assert np.array_equal(np.argmax(y, -1), np.argmax(refs["outputs"], -1))
@@ -54,7 +54,8 @@ def test_golden_and_csim_equal_qonnx(built, name):
 
 
 @pytest.mark.parametrize("board", ["zcu104", "kv260"])
-def test_mobilenet_estimate_fits(built, board, cli_main=None):
+def test_mobilenet_estimate_fits(built, board):
     from bnncc.cli import main
-    rc = main(["estimate", str(built["mobilenet_v1_025"]), "--board", board])
+    rc = main(["estimate", str(built["mobilenet_v1_025"]), "--board", board,
+               "--input-type", "INT8", "--input-scale", "0.0078125"])
     assert rc == 0
