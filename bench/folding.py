@@ -155,12 +155,12 @@ def measured(design, clock) -> str:
 
 
 def case(path: Path, board_name: str, clock: float | None = None, finn_targets=(),
-         measure: bool = False):
+         measure: bool = False, input_type: str | None = None, input_scale: float = 1.0):
     board = get_board(board_name)
     clock = clock or board.clock_mhz
     print(f"\n{path.stem} on {board.name} at {clock:g} MHz "
           f"(budget 70% LUT = {int(0.7 * board.LUT):,}, 80% BRAM18 = {int(0.8 * board.BRAM18)})")
-    d = api.load(str(path))
+    d = api.load(str(path), input_type, input_scale)
     t0 = time.perf_counter()
     fold_max_fps(d, board, clock)
     t_fold = time.perf_counter() - t0
@@ -169,7 +169,7 @@ def case(path: Path, board_name: str, clock: float | None = None, finn_targets=(
     bnncc_fps = est["fps"]
     targets = list(finn_targets) or [int(bnncc_fps)]
     for fps_t in targets:
-        f = api.load(str(path))
+        f = api.load(str(path), input_type, input_scale)
         finn_set_folding(f, int(clock * 1e6 // fps_t))
         e2 = estimate(f, board, clock)
         print(row(f"FINN SetFolding @ {fps_t:,} fps (bnncc model)", e2))
@@ -202,7 +202,8 @@ def main() -> None:
     case(d / "tfc_1w1a.onnx", "pynq-z2", 100.0)
     if dws is not None:
         for board in ("zcu104", "kv260"):
-            case(dws / "mobilenet_v1_025.onnx", board)
+            # float pixels: declared INT8 x 2^-7 (scripts/make_dws_fixtures.py)
+            case(dws / "mobilenet_v1_025.onnx", board, input_type="INT8", input_scale=2.0 ** -7)
 
 
 if __name__ == "__main__":
