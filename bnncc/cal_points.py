@@ -147,6 +147,10 @@ TRAIN = [
     _vv(64, 64, 4, 4, 3, 4, "BIPOLAR", "BIPOLAR", 1, style="block"),
     _vv(32, 64, 2, 4, 2, 8, "BIPOLAR", "BIPOLAR", 0),
     _vv(48, 48, 1, 1, 5, 6, "UINT4", "INT4", 15),
+    _vv(8, 8, 1, 1, 3, 1, "UINT3", "INT3", 7),
+    _vv(16, 32, 1, 2, 1, 4, "INT6", "INT5", 0, style="block"),
+    _vv(8, 16, 2, 4, 3, 2, "BIPOLAR", "BIPOLAR", 1),
+    _vv(16, 16, 4, 4, 1, 2, "UINT4", "INT4", 15, style="block"),
 ]
 
 # the kinds of heldout()'s main draw, in its order (a new kind gets its own draw after it,

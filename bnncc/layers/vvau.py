@@ -176,8 +176,13 @@ class VVAU(Layer):
         return "block" if self.weights.size * self.wdt.bits >= 16384 else "lut"
 
     def features(self, style: str | None = None) -> tuple[list, list]:
-        """Structural LUT and FF counts of templates/rtl/vvau.v.j2 (the MVAU's datapath
-        terms: products, partial sums, accumulators, comparators, weight ROM)."""
+        """Structural LUT and FF counts of templates/rtl/vvau.v.j2, few enough for the
+        handful of calibration points to pin down. LUT: XNOR-popcount lanes, multiplier /
+        add-sub bits (none where a DSP48 takes the product), accumulator adders and
+        threshold comparators, ROMs in logic, control and output FIFO. FF: the input,
+        weight and partial-sum registers a DSP48 or block RAM does not absorb (Yosys packs
+        them, and the accumulator, into DSP pipeline registers and the BRAM output
+        register), accumulators and threshold registers, control."""
         from .cost import fifo_resources, ubits
         style = style or self.mem_style or self.default_mem_style()
         pe, gf = self.pe, self.groups // self.pe
@@ -191,18 +196,18 @@ class VVAU(Layer):
         ctr = ubits(gf - 1) + ubits(self.k - 1) + ubits(depth - 1)
         binary = 1 if self.binary else 0
         addsub = 0 if binary else int(self.wdt.is_bipolar or self.idt.is_bipolar)
-        mul = 1 - binary - addsub
+        dsp = self.dsp_count() > 0
         xa = xb + (0 if self.idt.signed else 1)
         wa = wb + (0 if self.wdt.signed else 1)
+        arith = addsub * lanes * (xb if self.wdt.is_bipolar else wb + 1) + \
+            (1 - binary - addsub) * lanes * xa * wa * (not dsp)
         rom = wbits * (-(-depth // 64)) if (style == "lut" and depth > 1) else 0
         trom = rows * nt * accw * max(1.0, gf / 64) if (nt and gf > 1) else 0
         fifo = fifo_resources(rows * ob, 8)
-        dsp = self.dsp_count() > 0
-        lut = [binary * lanes, addsub * lanes * (xb if self.wdt.is_bipolar else wb + 1),
-               mul * lanes * (xa * wa * (not dsp) + 4 * dsp), (1 - binary) * rows * dw, rows * accw,
-               rows * nt * accw, rom, trom, fifo["LUT"] + ctr, 1.0]
-        ff = [pe * self.cin * xb + wbits * (depth > 1), rows * dw, rows * accw,
-              ctr * 3 + fifo["FF"] + 9, rows * nt * accw * (gf > 1)]
+        lut = [binary * lanes, arith, rows * accw * (1 + nt), rom + trom, fifo["LUT"] + ctr + 1]
+        wreg = wbits * (style == "lut" and depth > 1)
+        ff = [(pe * self.cin * xb + wreg + rows * dw) * (not dsp),
+              rows * accw * (not dsp) + rows * nt * accw * (gf > 1), ctr * 3 + fifo["FF"] + 9]
         return lut, ff
 
     def resources(self, mem_style: str | None = None) -> dict:
