@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from . import __version__, api
+from .entry import Terminated, install_handlers
 from .errors import BnnccError
 
 
@@ -32,8 +33,12 @@ def _save_npy(path: str, arr: np.ndarray) -> None:
     try:
         np.save(tmp, arr)
         os.replace(tmp, path)
-    except OSError as e:
-        raise BnnccError(f"cannot write output: {e.strerror}", file=path) from None
+    except BaseException as e:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise BnnccError(f"cannot write output: {e.strerror}", file=path) from None
+        raise
 
 
 def _scale(text: str) -> float:
@@ -65,7 +70,16 @@ def cmd_inspect(a) -> int:
     return 0
 
 
+def _not_an_input(out: str, *inputs: str) -> None:
+    """`-o` must not name the model or the batch it is computed from."""
+    for p in inputs:
+        if os.path.exists(p) and os.path.exists(out) and os.path.samefile(out, p):
+            raise BnnccError("the output file is one of the inputs; refusing to overwrite it",
+                             file=out)
+
+
 def cmd_run(a) -> int:
+    _not_an_input(a.output, a.model, a.input)
     design, _, _ = _prepare(a)
     x = api.input_array(design, _load_npy(a.input), a.input)
     y = api.run(design, x, a.engine)
@@ -129,15 +143,21 @@ def cmd_cosim(a) -> int:
         raise BnnccError(f"--levels needs two or more of golden,csim,rtlsim (got {a.levels})")
     if not 0.0 <= a.backpressure < 1.0:
         raise BnnccError(f"--backpressure must be in [0, 1), got {a.backpressure}")
-    design, _, _ = _prepare(a)
+    if a.shards < 1:
+        raise BnnccError(f"--shards must be at least 1, got {a.shards}")
+    design, board, clock = _prepare(a)
     x = api.input_array(design, _load_npy(a.input), a.input)
-    from .sim.cosim import ProgressBar
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    try:
-        rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    if a.shards > 1 or a.scheduler:
+        rep = _cosim_parallel(a, board, clock, x, levels)
+    else:
+        from .sim.cosim import ProgressBar
+        bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        try:
+            rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed,
+                        progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
     if a.json:
         print(json.dumps(rep, sort_keys=True))
     else:
@@ -153,6 +173,19 @@ def cmd_cosim(a) -> int:
                   f"{m['layer']}, frame {m['frame']}, element {m['index']}: "
                   f"{m['values'][1]} != {m['values'][0]}", file=sys.stderr)
     return 0 if rep["exact"] else 1
+
+
+def _cosim_parallel(a, board, clock, x, levels) -> dict:
+    """cosim of --shards pieces of the batch on the executor of --scheduler."""
+    from .executor import executor, model_ref, read_model
+    from .folding import load_config
+    from .sim.shards import CosimJob, run
+    ref = model_ref(a.model, a.input_type, a.input_scale)
+    job = CosimJob(ref, board, clock, tuple(levels), x, fps=a.fps, budget=_budget(a),
+                   config=load_config(a.config) or None, backpressure=a.backpressure,
+                   seed=a.seed)
+    with executor(a.scheduler) as ex:
+        return run([job], ex, a.shards, {ref.sha256: read_model(a.model)})[0]
 
 
 def _list(text: str | None, kind=str) -> list | None:
@@ -193,6 +226,10 @@ def cmd_sweep(a) -> int:
         raise BnnccError(f"--clock-mhz needs positive clocks, got {a.clock_mhz}")
     budget = _budget_list(a.budget)
     budget_of(boards[0], budget)                      # unknown resources fail here
+    if a.points < 2:
+        raise BnnccError(f"--points must be at least 2, got {a.points}")
+    if a.workers is not None and a.workers < 1:
+        raise BnnccError(f"--workers must be at least 1, got {a.workers}")
     refs = [model_ref(m, a.input_type, a.input_scale) for m in a.models]
     data = {r.sha256: read_model(r.path) for r in refs}
     with executor(a.scheduler, a.workers) as ex:
@@ -256,6 +293,11 @@ def parser() -> argparse.ArgumentParser:
                    help="probability of output backpressure and input gaps per cycle (rtlsim)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--shards", type=int, default=1,
+                   help="cut the batch into N pieces run in parallel (on --scheduler)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler for the shards ('local', 'none', tcp://...; "
+                        "also $BNNCC_SCHEDULER)")
     _board_args(s)
     s.set_defaults(fn=cmd_cosim)
 
@@ -351,6 +393,8 @@ def _quiet_stdout() -> None:
 def main(argv=None) -> int:
     """Exit codes: 0 success, 1 verification mismatch, 2 bad or unsupported input (or a
     file that cannot be written), 3 internal error, 130 interrupted, 141 broken pipe."""
+    if argv is None:   # a real process (the console script): SIGTERM cleans up too
+        install_handlers()
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     debug = _debug_wanted(argv)
     argv = [a for a in argv if a != "--debug"]
@@ -372,6 +416,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         _say("bnncc: interrupted")
         return 130
+    except Terminated:
+        _say("bnncc: terminated")
+        return 143
     except BrokenPipeError:
         _quiet_stdout()
         _say("bnncc: error: the output pipe was closed before bnncc finished writing")

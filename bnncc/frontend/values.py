@@ -34,6 +34,8 @@ class Act:
     dtype: DataType | None
     chain: list = field(default_factory=list)   # ChainOps, params broadcast to `shape`
     shared: bool = False          # the producer's output also feeds something else
+    pad: tuple | None = None      # a Pad node's (top, left, bottom, right, real value), not
+                                  # yet applied: the Conv reading it pads in its window
 
 
 def _attrs(node) -> dict:
@@ -55,3 +57,14 @@ def canonical_pos(shape: tuple) -> np.ndarray:
     hw_shape = tuple(shape[p] for p in perm)
     return np.transpose(np.arange(int(np.prod(shape))).reshape(hw_shape), np.argsort(perm))
 
+
+
+@dataclass
+class Cmp:
+    """A boolean tensor `x >= t` (`x > t` when strict; negated when `neg`) not yet turned
+    into numbers: Where / Cast / Not decide what the two outcomes are worth."""
+
+    x: Act
+    t: np.ndarray                 # broadcast to x.shape
+    strict: bool
+    neg: bool = False

@@ -61,6 +61,17 @@ def generated_design(seed: int, integer: bool = True) -> tuple[Design, np.ndarra
     return d, d.quantize_input(case.inputs)
 
 
+def padded_design(seed: int) -> tuple[Design, np.ndarray]:
+    """The lowered design of padded binary conv network `seed` (bnncc.testing.netgen.padded)
+    with fold_simple folding, and its quantized reference inputs."""
+    from ..folding import fold_simple
+    from ..frontend.lower import lower
+    from .netgen.padded import random_padded_network
+    case = random_padded_network(seed)
+    d = fold_simple(lower(case.model, case.name))
+    return d, d.quantize_input(case.inputs)
+
+
 def pool_model(mode: str, rounding: str, seed: int):
     """A small QONNX conv net with an average pool ("avg": 2x2 stride 2) or a global
     average pool ("global") between two quantizers, the second with `rounding`."""
@@ -97,6 +108,14 @@ def rand_values(rng, dt: DataType, shape) -> np.ndarray:
 def fixture_index() -> list[dict]:
     p = FIXTURES / "index.json"
     return json.loads(p.read_text()) if p.is_file() else []
+
+
+def load_fixture(entry: dict) -> Design:
+    """A fixture model's design, with the input type its index entry declares (models
+    without an input quantizer, e.g. tutorial exports taking float pixels)."""
+    from ..api import load
+    return load(str(FIXTURES / entry["model"]), entry.get("input_type"),
+                entry.get("input_scale", 1.0))
 
 
 def model_inputs(entry: dict, n: int) -> np.ndarray:

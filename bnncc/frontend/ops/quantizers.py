@@ -219,7 +219,7 @@ class QuantOps:
             chain.append(ChainOp(op.op, tuple(params), op.node))
         qparams = {}
         for k in ("scale", "zeropt", "in_scale", "in_zeropt", "trunc_scale", "qmin", "qmax",
-                  "sign1"):
+                  "sign1", "threshold"):
             v = getattr(quant, k, None)
             if v is not None:
                 r = reduce_channels(np.broadcast_to(v, x.shape), channel_of, nch)
