@@ -12,6 +12,9 @@ For CNV-w1a1 on Pynq-Z2 and ZCU104 and TFC-w1a1 on Pynq-Z2 it prints side by sid
     that folding evaluated by bnncc's resource model;
   - FINN's measured figures (finn-plus 1.6.1, Pynq-Z1 at 100 MHz), quoted from issue 5;
   - the upper bound on fps that the LUT budget allows for the network's MACs.
+Then SFC-w1a1 --max-fps on ZC706 at 200 MHz (the part and clock of FINN's published
+SFC-max, 12.3 M frames/s, FPGA'17) and on an Alveo U250, with the logic depth against
+the board's budget and the input stream's bandwidth.
 With --dws DIR (the ImageNet models of scripts/make_dws_fixtures.py --big DIR) it also
 folds brevitas_examples' MobileNet-v1 0.25 (4 bit) on ZCU104 and KV260.
 """
@@ -189,6 +192,23 @@ def case(path: Path, board_name: str, clock: float | None = None, finn_targets=(
     return est
 
 
+FINN_SFC_MAX = 12.3e6     # FINN, FPGA'17: SFC-max on ZC706 at 200 MHz, frames/s
+
+
+def sfc_case(path: Path, board_name: str) -> dict:
+    board = get_board(board_name)
+    d = api.load(str(path))
+    fold_max_fps(d, board)
+    est = estimate(d, board)
+    ld, port = est["logic_depth"], est["ports"]["input"]
+    print(row(f"SFC-w1a1 --max-fps, {board.name} {board.clock_mhz:g} MHz", est))
+    print(f"    {est['cycles_per_frame']} cycles/frame; {est['fps'] / FINN_SFC_MAX:.1f}x FINN's "
+          f"published SFC-max ({FINN_SFC_MAX / 1e6:.1f} M frames/s, ZC706 200 MHz); logic depth "
+          f"{ld['worst_levels']} levels (budget {ld['budget']}: {'ok' if ld['ok'] else 'OVER'}); "
+          f"input stream {port['width_bits']} bits, {port['bytes_per_s'] / 1e9:.2f} GB/s")
+    return est
+
+
 def main() -> None:
     args = sys.argv[1:]
     dws = None
@@ -200,6 +220,9 @@ def main() -> None:
     case(d / "cnv_1w1a.onnx", "pynq-z2", 100.0, finn_targets=(10000, 3000), measure=True)
     case(d / "cnv_1w1a.onnx", "zcu104", None, finn_targets=(10000,))
     case(d / "tfc_1w1a.onnx", "pynq-z2", 100.0)
+    print()
+    for b in ("zc706", "alveo-u250"):
+        sfc_case(d / "sfc_1w1a.onnx", b)
     if dws is not None:
         for board in ("zcu104", "kv260"):
             # float pixels: declared INT8 x 2^-7 (scripts/make_dws_fixtures.py)

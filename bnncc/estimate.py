@@ -106,6 +106,7 @@ def estimate(design, board, clock_mhz: float | None = None, budget: dict | None 
     fits = all(totals[k] <= bud[k] + 1e-9 for k in RES)
     frac = dict(DEFAULT_BUDGET)
     frac.update({k: v for k, v in (budget or {}).items()})
+    depth = logic_depth(design, rows, board, clock)
     return {
         "board": board.name, "part": board.part, "clock_mhz": clock,
         "fps": clock * 1e6 / ii, "cycles_per_frame": ii, "latency_cycles": int(lat),
@@ -116,21 +117,60 @@ def estimate(design, board, clock_mhz: float | None = None, budget: dict | None 
         "utilization": {k: (totals[k] / cap[k] if cap[k] else (0.0 if totals[k] == 0 else None))
                         for k in RES},
         "bottleneck": max(rows, key=lambda r: r["cycles"])["name"],
+        "logic_depth": depth,
+        "ports": port_bandwidth(design, clock * 1e6 / ii),
         "layers": rows,
     }
+
+
+def logic_depth(design, rows: list[dict], board, clock_mhz: float) -> dict:
+    """Per-block logic depth (bnncc.timing: levels of the longest register-to-register
+    path) into each row, and the design's worst block against the family's budget."""
+    from . import timing
+    budget = timing.budget(board.family, clock_mhz)
+    worst = None
+    for r, l in zip(rows, design.layers()):
+        stages = timing.layer_depth(l, board.family)
+        stage = max(stages, key=stages.get)
+        r["logic_depth"], r["depth_stage"] = int(stages[stage]), stage
+        if worst is None or r["logic_depth"] > worst["levels"]:
+            worst = {"levels": r["logic_depth"], "layer": r["name"], "stage": stage}
+    worst = worst or {"levels": 0, "layer": None, "stage": None}
+    return {"family": board.family, "budget": budget, "ns_per_level": timing.NS_PER_LEVEL.get(
+        board.family, 1.0), **{f"worst_{k}": v for k, v in worst.items()},
+        "ok": worst["levels"] <= budget}
+
+
+def port_bandwidth(design, fps: float) -> dict:
+    """Width and bytes/s of the two external AXI streams at the design's rate (a word of
+    w bits travels as ceil(w / 8) bytes), so the host link's limit on fps is visible."""
+    from .passes.streams import check_streams
+    first, last = check_streams(design)
+    out = {}
+    for port, layer, elems, dt, shape in (
+            ("input", first, in_elems(first), first.idt, first.in_shapes[0]),
+            ("output", last, out_elems(last), last.odt, last.out_shape)):
+        bits = elems * dt.bits
+        words = max(1, int(np.prod(shape)) // max(1, elems))
+        nbytes = -(-bits // 8)
+        out[port] = {"layer": layer.name, "width_bits": bits, "bytes_per_word": nbytes,
+                     "words_per_frame": words, "bytes_per_frame": words * nbytes,
+                     "bytes_per_s": words * nbytes * fps}
+    return out
 
 
 def table(est: dict) -> str:
     """Per-layer table, totals with % of the board, fps, latency and the verdict."""
     head = (f"{'layer':<24} {'kind':<14} {'PE':>4} {'SIMD':>5} {'cycles':>9} {'LUT':>8} "
-            f"{'FF':>8} {'BRAM18':>7} {'URAM':>5} {'DSP':>5}  mem")
+            f"{'FF':>8} {'BRAM18':>7} {'URAM':>5} {'DSP':>5} {'depth':>5}  mem")
     lines = [head, "-" * len(head)]
     for r in est["layers"]:
         pe = "" if r["PE"] is None else r["PE"]
         simd = "" if r["SIMD"] is None else r["SIMD"]
         lines.append(f"{r['name'][:24]:<24} {r['kind'][:14]:<14} {pe:>4} {simd:>5} "
                      f"{r['cycles']:>9} {r['LUT']:>8} {r['FF']:>8} {r['BRAM18']:>7} "
-                     f"{r['URAM']:>5} {r['DSP']:>5}  {r['mem_style'] or ''}")
+                     f"{r['URAM']:>5} {r['DSP']:>5} {r.get('logic_depth', ''):>5}  "
+                     f"{r['mem_style'] or ''}")
     lines.append("-" * len(head))
     t, b, c = est["totals"], est["budget"], est["capacity"]
     lines.append(f"{'total':<24} {'':<14} {'':>4} {'':>5} {est['cycles_per_frame']:>9} "
@@ -145,6 +185,16 @@ def table(est: dict) -> str:
                  f"{est['fps']:,.0f} frames/s ({est['cycles_per_frame']} cycles per frame, "
                  f"bottleneck {est['bottleneck']}), latency {est['latency_cycles']} cycles "
                  f"({est['latency_us']:.1f} us)")
+    ld = est.get("logic_depth")
+    if ld:
+        lines.append(f"logic depth: worst {ld['worst_levels']} levels ({ld['worst_layer']}, "
+                     f"{ld['worst_stage']}); budget {ld['budget']} levels on {ld['family']} at "
+                     f"{est['clock_mhz']:g} MHz ({ld['ns_per_level']:g} ns per level): "
+                     + ("meets the clock" if ld["ok"] else "OVER the budget"))
+    for port, p in est.get("ports", {}).items():
+        lines.append(f"{port} stream: {p['width_bits']} bits ({p['bytes_per_word']} bytes) x "
+                     f"{p['words_per_frame']} words per frame = {p['bytes_per_s'] / 1e6:,.1f} MB/s "
+                     f"at {est['fps']:,.0f} frames/s")
     over = [k for k in RES if t[k] > b[k]]
     lines.append("fits the budget" if est["fits"] else
                  "DOES NOT FIT the budget: " + ", ".join(f"{k} {t[k]} > {b[k]}" for k in over))

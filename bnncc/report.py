@@ -40,6 +40,7 @@ def summary(design, board, clock_mhz: float, budget: dict | None = None) -> dict
         "cycles_per_frame_estimated": ii,
         "fps": est["fps"], "latency_cycles": est["latency_cycles"], "fits": est["fits"],
         "totals": est["totals"], "budget": est["budget"], "capacity": est["capacity"],
+        "logic_depth": est["logic_depth"], "ports": est["ports"],
         "layers": rows,
         "notes": list(design.notes),
     }
