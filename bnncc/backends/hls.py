@@ -366,17 +366,27 @@ def _ctx_addstreams(l: AddStreams, c: dict) -> dict:
     ch = int(l.in_shape[-1])
     if ch % l.pe:
         raise BnnccError(f"{l.name}: PE={l.pe} must divide the {ch} channels")
-    ka, kb, ta, tb = int(l.ka), int(l.kb), l.idt, l.idt_b
-    prods = [ka * ta.min, ka * ta.max, kb * tb.min, kb * tb.max, ka, kb]
-    ends = [ka * a + kb * b for a in (ta.min, ta.max) for b in (tb.min, tb.max)]
+    ta, tb = l.idt, l.idt_b
+    prods, ends = [], []
+    for ka, kb in set(zip(*l.factors())):
+        ka, kb = int(ka), int(kb)
+        prods += [ka * ta.min, ka * ta.max, kb * tb.min, kb * tb.max, ka, kb]
+        ends += [ka * a + kb * b for a in (ta.min, ta.max) for b in (tb.min, tb.max)]
+        if max(abs(ka), abs(kb)) >= 1 << 62:
+            raise BnnccError(f"{l.name}: factors {ka} and {kb} do not fit a 64-bit literal")
+    if l.per_channel:
+        ka, kb = "ka[c]", "kb[c]"
+    else:
+        ka, kb = int(l.ka), int(l.kb)
     if l.odt.is_bipolar or not _holds(l.odt, min(ends), max(ends)):
         raise BnnccError(f"{l.name}: output type {l.odt} cannot hold {ka} * {ta} + {kb} * {tb} "
                          f"(from {min(ends)} to {max(ends)})")
-    if max(abs(ka), abs(kb)) >= 1 << 62:
-        raise BnnccError(f"{l.name}: factors {ka} and {kb} do not fit a 64-bit literal")
     sum_bits = signed_bits(min(prods + ends), max(prods + ends))
     c.update(pe=l.pe, words=int(np.prod(l.in_shape)) // l.pe, ka=ka, kb=kb,
-             idt_b=tb, sum_bits=sum_bits, lo=min(ends), hi=max(ends))
+             idt_b=tb, sum_bits=sum_bits, lo=min(ends), hi=max(ends),
+             per_channel=l.per_channel, ch=ch, cf=ch // l.pe,
+             ka_list=", ".join(f"{int(k)}LL" for k in l.factors()[0]),
+             kb_list=", ".join(f"{int(k)}LL" for k in l.factors()[1]))
     return c
 
 

@@ -294,14 +294,41 @@ def const_mul_terms(k: int, x: str) -> list[str]:
     return [("+ " if sg > 0 else "- ") + (f"({x} <<< {sh})" if sh else x) for sg, sh in naf(k)]
 
 
+def _sum_expr(ka: int, kb: int) -> str:
+    """ka * xa + kb * xb as shifted adds."""
+    expr = " ".join(const_mul_terms(ka, "xa") + const_mul_terms(kb, "xb"))
+    return expr[2:] if expr.startswith("+ ") else "-" + expr[2:]
+
+
+def _packed(vals: list, w: int) -> str:
+    """A Verilog literal of vals packed w bits each, vals[0] in the low bits."""
+    v = 0
+    for k, x in enumerate(vals):
+        v |= x << (k * w)
+    return f"{len(vals) * w}'h{v:x}"
+
+
 def _addstreams(l: AddStreams, mod: str, files: dict) -> dict:
     adt, bdt = l.in_dtypes
     ob = l.odt.bits
     sw = max(ob, adt.bits + 1, bdt.bits + 1)     # arithmetic mod 2^SW; the sum fits OB
-    terms = const_mul_terms(l.ka, "xa") + const_mul_terms(l.kb, "xb")
-    expr = " ".join(terms)
-    expr = expr[2:] if expr.startswith("+ ") else "-" + expr[2:]
+    ch = int(l.in_shape[-1])
+    cf = ch // l.pe
+    lanes, rom = None, None
+    if not l.per_channel:
+        expr = _sum_expr(l.ka, l.kb)
+    elif cf == 1:       # PE covers the channels: each lane has its own constants
+        expr = None
+        lanes = [_sum_expr(x, y) for x, y in zip(*l.factors())]
+    else:               # factors of the lane's channel from a ROM on the channel word
+        expr = "xa * ka + xb * kb"
+        mask = (1 << sw) - 1
+        ka, kb = l.factors()
+        rom = [dict(w=w, ka=_packed([ka[w * l.pe + p] & mask for p in range(l.pe)], sw),
+                    kb=_packed([kb[w * l.pe + p] & mask for p in range(l.pe)], sw))
+               for w in range(cf)]
     return dict(name=l.name, module=mod, pe=l.pe, ka=l.ka, kb=l.kb, adt=adt, bdt=bdt,
+                per_channel=l.per_channel, lanes=lanes, rom=rom, cf=cf, cw=ubits(cf - 1),
                 odt=l.odt, ab=adt.bits, bb=bdt.bits, ob=ob, sw=sw, sum_expr=expr,
                 aw=l.pe * adt.bits, bw=l.pe * bdt.bits, ow=l.pe * ob,
                 a_ext=ext(_lane("in0_data", adt.bits), adt, sw),

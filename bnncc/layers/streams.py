@@ -28,11 +28,12 @@ def naf(k: int) -> list[tuple[int, int]]:
 @dataclass
 class AddStreams(Layer):
     """out = ka * a + kb * b, elementwise. ka / kb is the exact ratio of the two inputs'
-    real scales, so the sum is exact in integers (a residual add)."""
+    real scales, so the sum is exact in integers (a residual add). With per-channel scales
+    ka and kb are tuples, one factor per channel (the last axis)."""
 
     idt_b: DataType = None
-    ka: int = 1
-    kb: int = 1
+    ka: int | tuple = 1
+    kb: int | tuple = 1
     inputs: list = field(default_factory=list)   # [producer of a, producer of b]
     pe: int = 1
     kind = "AddStreams"
@@ -41,12 +42,26 @@ class AddStreams(Layer):
     def in_dtypes(self) -> list:
         return [self.idt, self.idt_b]
 
+    @property
+    def per_channel(self) -> bool:
+        return isinstance(self.ka, (tuple, list))
+
+    def factors(self) -> tuple[list, list]:
+        """(ka, kb) per channel (the per-tensor pair repeated)."""
+        c = int(self.in_shape[-1])
+        return ((list(self.ka), list(self.kb)) if self.per_channel
+                else ([self.ka] * c, [self.kb] * c))
+
     def execute(self, a, b) -> np.ndarray:
         a, b = unpacked(a).astype(np.int64), unpacked(b).astype(np.int64)
+        if self.per_channel:     # Python ints: ka * a may pass 2^63 before the sum fits
+            ka, kb = (np.array(k, dtype=object) for k in (self.ka, self.kb))
+            return (ka * a.astype(object) + kb * b.astype(object)).astype(self.odt.np_dtype)
         return (self.ka * a + self.kb * b).astype(self.odt.np_dtype)
 
     def describe(self) -> dict:
-        return {"ka": self.ka, "kb": self.kb, "idt_b": str(self.idt_b)}
+        ka, kb = (list(k) if self.per_channel else k for k in (self.ka, self.kb))
+        return {"ka": ka, "kb": kb, "idt_b": str(self.idt_b)}
 
     def cycles(self) -> int:
         return int(np.prod(self.in_shape)) // self.pe
@@ -58,14 +73,33 @@ class AddStreams(Layer):
     # ------------------------------------------------------------------ resource model
     def features(self, style=None) -> tuple[list, list]:
         """templates/rtl/addstreams.v.j2: per lane, the shifted adds of ka * a + kb * b
-        (+1/-1 muxes for bipolar inputs), an output FIFO of 2 words."""
-        from .cost import lutram_sdp
+        (+1/-1 muxes for bipolar inputs), an output FIFO of 2 words. Per-channel factors:
+        when PE covers the channels each lane keeps its constants (shifted adds, the
+        widest lane counted); otherwise each lane multiplies by factors read from a ROM
+        indexed by the channel-word counter -- an SW x factor-bits array multiplier per
+        operand, the ROM as a CF-way mux of the lane's factor bits (LUT6: 4 ways each),
+        the counter in the FF term."""
+        from .cost import lutram_sdp, ubits
         sw = self.sum_width()
-        terms = len(naf(self.ka)) + len(naf(self.kb))
         bip = self.idt.is_bipolar + self.idt_b.is_bipolar
+        regs = 4
+        if not self.per_channel:
+            terms = len(naf(self.ka)) + len(naf(self.kb))
+            rom = 0.0
+        else:
+            ka, kb = self.factors()
+            cf = int(self.in_shape[-1]) // self.pe
+            if cf == 1:
+                terms = max(len(naf(x)) + len(naf(y)) for x, y in zip(ka, kb))
+                rom = 0.0
+            else:
+                kbits = [min(sw, ubits(max(abs(v) for v in k)) + 1) for k in (ka, kb)]
+                terms = sum(kbits)
+                rom = self.pe * sum(kbits) * ((cf + 3) // 4)
+                regs += ubits(cf - 1)
         lut = [self.pe * sw * (terms - 1), self.pe * sw * bip, 1.0,
-               lutram_sdp(self.pe * self.odt.bits, 2)]
-        return lut, [4, 1.0]
+               lutram_sdp(self.pe * self.odt.bits, 2) + rom]
+        return lut, [regs, 1.0]
 
     def resources(self, mem_style: str | None = None) -> dict:
         return _linear(self.features(), ADD_LUT, ADD_FF)

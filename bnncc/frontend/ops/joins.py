@@ -13,8 +13,9 @@ from . import handles
 
 
 class JoinOps:
-    def _stream_operand(self, x: Act, node):
-        """An integer stream in its producer's order, as (Act, scalar scale, offsets)."""
+    def _stream_operand(self, x: Act, node, per_channel: bool = False):
+        """An integer stream in its producer's order, as (Act, scale, offsets): a scalar
+        scale, or with per_channel the (C,) scales along the channel axis."""
         x = self.integer(x, node)
         hw = tuple(x.shape[p] for p in hw_perm(len(x.shape)))[1:]
         if not np.array_equal(x.pos, canonical_pos(x.shape)) or tuple(self.src_shape(x)) != hw:
@@ -25,6 +26,15 @@ class JoinOps:
             raise self.err("operand has a non-affine float op (e.g. Relu) that is not followed "
                            "by a quantizer", node)
         mul, add = (np.broadcast_to(v, x.shape) for v in affine)
+        if per_channel:
+            sc = mul[(0, slice(None)) + (0,) * (len(x.shape) - 2)]
+            if not np.array_equal(mul, np.broadcast_to(
+                    sc.reshape((1, -1) + (1,) * (len(x.shape) - 2)), x.shape)):
+                raise self.err("operand's scales vary within a channel; only per-tensor or "
+                               "per-channel scales can be added exactly", node)
+            if np.any(sc == 0):
+                raise self.err("operand has a zero scale in some channel", node)
+            return x, [float(v) for v in sc], add, hw
         s = np.unique(mul)
         if s.size != 1 or s[0] == 0:
             raise self.err("operand has per-channel scales; only per-tensor scales can be "
@@ -32,28 +42,38 @@ class JoinOps:
         return x, float(s[0]), add, hw
 
     def add_streams(self, node, a: Act, b: Act, sign: int) -> Act:
-        """Residual add: ka * qa + kb * qb with ka / kb the exact ratio of the real scales."""
+        """Residual add: ka[c] * qa + kb[c] * qb with ka[c] / kb[c] the exact ratio of the
+        real scales of channel c (one pair when every channel has the same ratio)."""
         from fractions import Fraction
         if tuple(a.shape) != tuple(b.shape):
             raise self.err(f"operands of shapes {list(a.shape)} and {list(b.shape)}; "
                            "broadcasting adds are not supported", node)
-        a, sa, adda, hw = self._stream_operand(a, node)
-        b, sb, addb, _ = self._stream_operand(b, node)
-        ratio = Fraction(sa) / Fraction(sb)
-        ka, kb = ratio.numerator, sign * ratio.denominator
-        if max(abs(ka), abs(kb)) > 1 << 32:
-            raise self.err(f"the operands' scales {sa:g} and {sb:g} have no integer ratio "
-                           "below 2^32, so the sum cannot be formed exactly in integers", node)
-        ends = [ka * va + kb * vb for va in (a.dtype.min, a.dtype.max)
-                for vb in (b.dtype.min, b.dtype.max)]
+        a, sa, adda, hw = self._stream_operand(a, node, per_channel=True)
+        b, sb, addb, _ = self._stream_operand(b, node, per_channel=True)
+        ka, kb = [], []
+        for xa, xb in zip(sa, sb):
+            ratio = Fraction(xa) / Fraction(xb)
+            if max(abs(ratio.numerator), ratio.denominator) > 1 << 32:
+                raise self.err(f"the operands' scales {xa:g} and {xb:g} have no integer ratio "
+                               "below 2^32, so the sum cannot be formed exactly in integers", node)
+            ka.append(ratio.numerator)
+            kb.append(sign * ratio.denominator)
+        mul = np.array([xb / abs(k) for xb, k in zip(sb, kb)])
+        if len(set(zip(ka, kb))) == 1:   # one ratio: the per-tensor layer, as before
+            ka, kb = ka[0], kb[0]
+        else:
+            ka, kb = tuple(ka), tuple(kb)
+        pairs = zip(ka, kb) if isinstance(ka, tuple) else [(ka, kb)]
+        ends = [x * va + y * vb for x, y in pairs
+                for va in (a.dtype.min, a.dtype.max) for vb in (b.dtype.min, b.dtype.max)]
         odt = DataType.for_range(min(ends), max(ends))
         layer = AddStreams(self.new_name("add"), a.dtype, odt, hw, hw, [node.name],
                            idt_b=b.dtype, ka=ka, kb=kb, inputs=[a.src, b.src])
         self.add_layer(layer, a.src)
         if b.src != INPUT:
             self.g.add_edge(b.src, layer.name)
-        mul = sb / abs(kb)
-        chain = [ChainOp("affine", (self.full(mul, a.shape), adda + sign * addb), node.name)]
+        mul = self.full(mul.reshape((1, -1) + (1,) * (len(a.shape) - 2)), a.shape)
+        chain = [ChainOp("affine", (mul, adda + sign * addb), node.name)]
         return Act(a.shape, canonical_pos(a.shape), layer.name, odt, chain)
 
     @handles("Concat")
