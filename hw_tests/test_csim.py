@@ -476,6 +476,46 @@ def test_addstreams(pe, ta, tb, ka, kb):
     check(d, _frames(rng, t0))
 
 
+PC_FACTORS = ((1, 2, 3, -1, 4, 1 << 20, 5, 1), (1, -2, 1, 3, -1, 1, 7, 1 << 31))
+
+
+@pytest.mark.parametrize("pe", [1, 4, 8])
+@pytest.mark.parametrize("ta,tb", [(DataType.int(4), DataType.uint(3)), (BIP, DataType.int(3))])
+def test_addstreams_per_channel(pe, ta, tb):
+    """Per-channel factors (one ka, kb per channel, as per-channel scales give): the HLS
+    tables indexed by the lane's channel; PE=8 covers the channels."""
+    rng = np.random.default_rng(pe)
+    shape = (2, 3, 8)
+    ka, kb = PC_FACTORS
+    ends = [x * a + y * b for x, y in zip(ka, kb) for a in (ta.min, ta.max)
+            for b in (tb.min, tb.max)]
+    t0 = _thr(rng, "t0", I8, ta, shape, 2)
+    t1 = _thr(rng, "t1", ta, tb, shape, 4)
+    add = AddStreams("add", ta, DataType.for_range(min(ends), max(ends)), shape, shape,
+                     idt_b=tb, ka=ka, kb=kb, inputs=["t0", "t1"], pe=pe)
+    check(graph_design(t0, t1, add), _frames(rng, t0))
+
+
+def _residual_pc_design(seed: int):
+    from bnncc.frontend.lower import lower
+    from bnncc.testing.netgen.residual_pc import random_residual_pc_network
+    case = random_residual_pc_network(seed)
+    d = fold_simple(lower(case.model, case.name))
+    assert any(l.kind == "AddStreams" and l.per_channel for l in d.layers())
+    return d, d.quantize_input(case.inputs), case
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_residual_pc_network(seed):
+    """Random residual adds of per-channel-scaled operands: csim == golden layer by layer,
+    and the output equals the qonnx reference."""
+    pytest.importorskip("onnx")
+    d, q, case = _residual_pc_design(seed)
+    check(d, q)
+    y = np.asarray(d.run(case.inputs)).reshape(case.outputs.shape)
+    assert np.array_equal(y.astype(case.outputs.dtype), case.outputs)
+
+
 @pytest.mark.parametrize("pe", [1, 4, 8])
 @pytest.mark.parametrize("ta,tb", [(BIP, DataType.int(3)), (DataType.uint(2), DataType.int(4)),
                                    (BIP, BIP), (DataType.int(3), DataType.uint(3)),

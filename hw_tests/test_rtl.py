@@ -339,6 +339,36 @@ def test_addstreams(pe, ka, kb, bdt):
     check(d)
 
 
+@pytest.mark.parametrize("pe", [1, 2, 6])
+def test_addstreams_per_channel(pe):
+    """Per-channel factors: a ROM on the channel-word counter (PE 1, 2), constants per
+    lane when PE covers the channels (PE 6)."""
+    x, bt = DataType.int(4), DataType.uint(2)
+    ka, kb = (1, 2, 3, -1, 1 << 20, 5), (1, -2, 1, 3, 7, -(1 << 31))
+    t0 = _thr("t0", x, DataType.int(3), 6, pe, 1)
+    t1 = _thr("t1", DataType.int(3), DataType.int(3), 6, pe, 2)
+    t2 = _thr("t2", DataType.int(3), bt, 6, pe, 3, inputs=["t0"])
+    ends = [p * a + q * b for p, q in zip(ka, kb) for a in (-4, 3) for b in (bt.min, bt.max)]
+    add = AddStreams("add", DataType.int(3), DataType.for_range(min(ends), max(ends)),
+                     (2, 3, 6), (2, 3, 6), idt_b=bt, ka=ka, kb=kb, inputs=["t1", "t2"], pe=pe)
+    check(graph_design(t0, t1, t2, add))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_residual_pc_network(seed):
+    """Random residual adds of per-channel-scaled operands through Verilator: exact at
+    backpressure 0 and 0.5, cycles as estimated; the golden output equals qonnx's."""
+    from bnncc.folding import fold_simple
+    from bnncc.frontend.lower import lower
+    from bnncc.testing.netgen.residual_pc import random_residual_pc_network
+    case = random_residual_pc_network(seed)
+    d = fold_simple(lower(case.model, case.name))
+    assert any(l.kind == "AddStreams" and l.per_channel for l in d.layers())
+    y = np.asarray(d.run(case.inputs)).reshape(case.outputs.shape)
+    assert np.array_equal(y.astype(case.outputs.dtype), case.outputs)
+    check_stream(d, d.quantize_input(case.inputs), seed=seed)
+
+
 @pytest.mark.parametrize("pe", [1, 2])
 @pytest.mark.parametrize("n", [2, 3])
 def test_concat(pe, n):

@@ -58,6 +58,8 @@ def _build(rng, name: str):
             s_b, b_out = b_qa.scale.copy(), B.cur
         B.goto(t)
         ratio = rng.choice(_RATIOS, size=C)
+        if np.all(ratio == ratio[0]):     # at least two ratios: a per-channel add
+            ratio[1] = _RATIOS[(_RATIOS.index(ratio[0]) + 1 + int(rng.integers(7))) % 8]
         s_a = s_b * ratio
         a_qa = _pc_qact(rng, C, relu=bool(rng.random() < 0.3))
         info: dict = {"branch": f"{p}.A"}
