@@ -1,0 +1,57 @@
+"""ResNet-style Brevitas networks with float residual adds of per-channel-scaled operands
+(tests/fixtures/resnet, scripts/make_resnet_fixtures.py): `bnncc run` equals the qonnx
+executor, every add is a per-channel AddStreams, `compile` writes the project twice
+byte-identically."""
+import numpy as np
+import onnx
+import pytest
+
+from conftest import fixture_index, fixture_path
+
+RESNET = [c for c in fixture_index() if c.get("family") == "resnet"]
+IDS = [c["name"] for c in RESNET]
+
+
+def test_both_exporters_present():
+    assert sorted(IDS) == ["resnet_dynamo", "resnet_ts"]
+
+
+@pytest.mark.parametrize("case", RESNET, ids=IDS)
+def test_cli_run_equals_qonnx_executor(case, cli, tmp_path):
+    from bnncc.testing.netgen import reference_outputs
+    refs = np.load(fixture_path(case["refs"]))
+    model = onnx.load(fixture_path(case["model"]))
+    ref = np.asarray(reference_outputs(model, refs["inputs"])).reshape(refs["outputs"].shape)
+    assert np.array_equal(ref, refs["outputs"])
+    np.save(tmp_path / "in.npy", refs["inputs"])
+    rc, _, err = cli("run", fixture_path(case["model"]), "-i", tmp_path / "in.npy",
+                     "-o", tmp_path / "out.npy")
+    assert rc == 0, err
+    y = np.load(tmp_path / "out.npy").reshape(ref.shape)
+    assert np.array_equal(y, ref)
+    assert len(np.unique(ref)) > 20
+
+
+@pytest.mark.parametrize("case", RESNET, ids=IDS)
+def test_adds_are_per_channel(case):
+    from bnncc.frontend.lower import lower
+    d = lower(onnx.load(fixture_path(case["model"])), case["name"])
+    adds = [l for l in d.layers() if l.kind == "AddStreams"]
+    assert len(adds) == 3 and all(l.per_channel for l in adds)
+    # the requantization after each add is a standalone Thresholding
+    for a in adds:
+        assert [d.layer(n).kind for n, _ in d.readers(a.name)] == ["Thresholding"]
+
+
+def test_compile_writes_project(cli, tmp_path):
+    model = fixture_path(RESNET[0]["model"])
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli("compile", model, "-o", a)[0] == 0
+    assert cli("compile", model, "-o", b)[0] == 0
+    for must in ("hls/top.cpp", "rtl/bnncc_top.v", "report.json"):
+        assert (a / must).is_file(), must
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+    assert any("KA[" in (a / f).read_text() for f in files if str(f).endswith(".hpp"))
