@@ -55,3 +55,25 @@ def test_compile_writes_project(cli, tmp_path):
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert any("KA[" in (a / f).read_text() for f in files if str(f).endswith(".hpp"))
+
+
+def test_inexact_ratio_refused(cli, tmp_path):
+    """One channel's scale made 0.1 * 2^-10 of itself: the ratio of the two operands'
+    scales in that channel needs a denominator above 2^32, so the add is refused with
+    one line (exit 2), not approximated."""
+    from onnx import numpy_helper
+    m = onnx.load(fixture_path(RESNET[0]["model"]))
+    prod = {o: n for n in m.graph.node for o in n.output}
+    add = next(n for n in m.graph.node if n.op_type == "Add" and n.input[0] in prod
+               and prod[n.input[0]].op_type == "Quant")
+    inits = {t.name: t for t in m.graph.initializer}
+    t = inits[prod[add.input[0]].input[1]]
+    s = numpy_helper.to_array(t).copy()
+    assert s.size > 1                     # the operand is per-channel
+    s.flat[0] *= np.float32(0.1) * np.float32(2.0 ** -10)
+    t.CopyFrom(numpy_helper.from_array(s, t.name))
+    onnx.save(m, tmp_path / "bad.onnx")
+    rc, _, err = cli("inspect", tmp_path / "bad.onnx")
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no integer ratio below 2^32" in lines[0] and "Add" in lines[0]

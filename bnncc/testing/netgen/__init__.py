@@ -109,6 +109,14 @@ what it always did.  ``random_int_network(seed)`` cycles through:
     ``outputs`` differ.  ``meta["fused_outputs"]`` holds onnxruntime's outputs
     with default optimizations (QLinearConv / QGemm kernels).
 
+Per-channel residual adds (``random_residual_pc_network``, ``RESIDUAL_PC_FAMILY``)
+-------------------------------------------------------------------------------
+``qonnx-residual-pc``: stem -> one or two blocks ``Add(A, shortcut)`` -> Relu ->
+Quant whose operands both have per-channel power-of-two scales (the shortcut is the
+stem / previous block or a 1x1 / FC layer), with per-channel ratios s_a / s_b drawn
+from 2^k and 3 * 2^k (at least two distinct ones per add), then a per-tensor or
+per-channel requantizer (``residual_pc``).
+
 Padded binary convolutions (``random_padded_network``, ``PADDED_FAMILY``)
 -----------------------------------------------------------------------
 ``binary-pad-conv``: 1-3 convs over bipolar activations with pads 0-2 per side,
@@ -126,7 +134,7 @@ builder), ``reference`` (onnxruntime / qonnx execution), ``bn`` (BatchNorm
 statistics with a float32 margin or exact ties), ``binary`` (``FAMILIES``),
 ``intlayers`` (integer layer builders shared by QONNX and QDQ), ``integer``
 (``INT_FAMILIES``, residual / concat blocks), ``qdq`` (quantize_static-style
-graphs), ``padded`` (``PADDED_FAMILY``).  A new family is a builder function in its
+graphs), ``padded`` (``PADDED_FAMILY``), ``residual_pc`` (``RESIDUAL_PC_FAMILY``).  A new family is a builder function in its
 module plus its name in the family tuple.
 
 """
@@ -136,9 +144,10 @@ from .common import ONNX_OPSET, QONNX_DOMAIN, ROUNDING_MODES, NetCase
 from .integer import INT_FAMILIES, iter_int_networks, random_int_network
 from .padded import PADDED_FAMILY, random_padded_network
 from .reference import reference_outputs
+from .residual_pc import RESIDUAL_PC_FAMILY, random_residual_pc_network
 
 __all__ = [
     "FAMILIES", "INT_FAMILIES", "ONNX_OPSET", "PADDED_FAMILY", "QONNX_DOMAIN", "ROUNDING_MODES",
-    "NetCase", "iter_int_networks", "iter_networks", "random_int_network", "random_network",
-    "random_padded_network", "reference_outputs",
+    "RESIDUAL_PC_FAMILY", "NetCase", "iter_int_networks", "iter_networks", "random_int_network", "random_network",
+    "random_padded_network", "random_residual_pc_network", "reference_outputs",
 ]
