@@ -116,10 +116,10 @@ def yosys_cells(rendered: tuple, family: str) -> dict:
 
 
 def synthesize(points: list[dict], family: str = "xc7", jobs: int = 2, log=print,
-               save: bool = False) -> list[dict]:
+               save: bool = False, cached_only: bool = False) -> list[dict | None]:
     """Yosys cell counts of every point: from the committed table, the local cache, or a
     Yosys run (`jobs` processes) for points whose RTL is new. `save` adds the new ones to
-    the committed table."""
+    the committed table; `cached_only` runs no Yosys and gives None for uncached points."""
     ver = _yosys_version()
     cdir = cache_dir()
     data = committed()
@@ -130,7 +130,7 @@ def synthesize(points: list[dict], family: str = "xc7", jobs: int = 2, log=print
         rendered.append(r)
         if key not in data and not (cdir / f"{key}.json").exists():
             todo.append(len(keys) - 1)
-    if todo:
+    if todo and not cached_only:
         log(f"synthesizing {len(todo)} of {len(points)} points with Yosys ({jobs} processes)")
 
         def run(i):
@@ -143,10 +143,11 @@ def synthesize(points: list[dict], family: str = "xc7", jobs: int = 2, log=print
         with ThreadPoolExecutor(jobs) as ex:
             list(ex.map(run, todo))
         log(f"  done in {time.time() - t0:.0f} s")
-    out = [data[k] if k in data else json.loads((cdir / f"{k}.json").read_text()) for k in keys]
+    out = [data[k] if k in data else (json.loads((cdir / f"{k}.json").read_text())
+                                      if (cdir / f"{k}.json").exists() else None) for k in keys]
     if save:
         new = dict(data)
-        new.update(zip(keys, out))
+        new.update((k, c) for k, c in zip(keys, out) if c is not None)
         DATA.write_text(json.dumps(new, sort_keys=True, indent=0) + "\n")
     return out
 
@@ -195,10 +196,12 @@ def err(model: float, meas: float) -> float:
 
 
 def rows_of(points: list[dict], family: str = "xc7", jobs: int = 2, log=print,
-            save: bool = False) -> list[dict]:
-    cells = synthesize(points, family, jobs, log, save)
+            save: bool = False, cached_only: bool = False) -> list[dict]:
+    cells = synthesize(points, family, jobs, log, save, cached_only)
     rows = []
     for p, c in zip(points, cells):
+        if c is None:
+            continue
         meas = count_cells(c)
         mod = model_of(p)
         rows.append(dict(point=point_label(p), spec=p, yosys=meas, model=mod,
@@ -208,9 +211,10 @@ def rows_of(points: list[dict], family: str = "xc7", jobs: int = 2, log=print,
     return rows
 
 
-def sweep(family: str = "xc7", jobs: int = 2, log=print, points=None, save=False) -> list[dict]:
+def sweep(family: str = "xc7", jobs: int = 2, log=print, points=None, save=False,
+          cached_only: bool = False) -> list[dict]:
     """Rows of the training sweep (or of `points`)."""
-    return rows_of(TRAIN if points is None else points, family, jobs, log, save)
+    return rows_of(TRAIN if points is None else points, family, jobs, log, save, cached_only)
 
 
 def fit(points: list[dict], cells: list[dict]) -> dict:
@@ -253,7 +257,9 @@ def _summary(rows: list[dict]) -> dict:
                 bram=sum(r["bram_exact"] for r in rows), dsp=sum(r["dsp_exact"] for r in rows))
 
 
-def _table(rows: list[dict]) -> list[str]:
+def _table(rows: list[dict], of: int | None = None) -> list[str]:
+    if not rows:
+        return [f"None of the {of} points is synthesized yet.", ""]
     lines = ["| point | LUT yosys | LUT model | err | FF yosys | FF model | err | BRAM18 y/m "
              "| DSP y/m |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -262,7 +268,8 @@ def _table(rows: list[dict]) -> list[str]:
                      f"| {y['FF']} | {m['FF']} | {100 * r['err']['FF']:+.1f}% "
                      f"| {y['BRAM18']}/{m['BRAM18']} | {y['DSP']}/{m['DSP']} |")
     s = _summary(rows)
-    lines += ["", f"{s['n']} points. LUT within 15 %: {s['lut15']}/{s['n']}, within 30 %: "
+    missing = f" ({of - s['n']} of the {of} points not yet synthesized)" if of and of > s["n"] else ""
+    lines += ["", f"{s['n']} points{missing}. LUT within 15 %: {s['lut15']}/{s['n']}, within 30 %: "
               f"{s['lut30']}/{s['n']} (max {100 * s['lut_max']:.1f} %, mean "
               f"{100 * s['lut_mean']:.1f} %). FF within 15 %: {s['ff15']}/{s['n']}, within "
               f"30 %: {s['ff30']}/{s['n']} (max {100 * s['ff_max']:.1f} %, mean "
@@ -315,9 +322,9 @@ def markdown(train: list[dict], held: list[dict], family: str) -> str:
         "## Held-out set (never fitted)",
         "",
     ]
-    lines += _table(held)
+    lines += _table(held, len(heldout()))
     lines += ["## Training sweep (fitted)", ""]
-    lines += _table(train)
+    lines += _table(train, len(TRAIN))
     return "\n".join(lines)
 
 
@@ -331,16 +338,20 @@ def main(argv=None) -> int:
     ap.add_argument("--save-cells", action="store_true",
                     help="write the Yosys results into the committed table")
     ap.add_argument("--only", choices=("train", "heldout"), help="synthesize one set only")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="run no Yosys: tables of the points already synthesized")
     a = ap.parse_args(argv)
     if a.only:
         synthesize(TRAIN if a.only == "train" else heldout(), a.family, a.jobs, save=a.save_cells)
         return 0
-    cells = synthesize(TRAIN, a.family, a.jobs, save=a.save_cells)
+    cells = synthesize(TRAIN, a.family, a.jobs, save=a.save_cells, cached_only=a.cached_only)
     if a.fit:
         from .layers import cost
+        if any(c is None for c in cells):
+            raise SystemExit("--fit needs every training point synthesized")
         cost.write_coefficients(fit(TRAIN, cells))
-    train = sweep(a.family, a.jobs)
-    held = rows_of(heldout(), a.family, a.jobs, save=a.save_cells)
+    train = sweep(a.family, a.jobs, save=a.save_cells, cached_only=a.cached_only)
+    held = rows_of(heldout(), a.family, a.jobs, save=a.save_cells, cached_only=a.cached_only)
     text = markdown(train, held, a.family)
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Path(a.output).write_text(text)
