@@ -33,17 +33,37 @@ def inspect_lines(design: Design) -> list[str]:
 
 
 def input_array(design: Design, x: np.ndarray, path: str = "input") -> np.ndarray:
-    """Check a batch against the model's input shape (leading batch axis)."""
+    """Check a batch against the model's input shape (leading batch axis) and refuse what
+    would silently change its meaning: complex or non-numeric values, NaN / Inf, values
+    float32 cannot hold, and an empty batch."""
     want = tuple(design.input_shape[1:])
     x = np.asarray(x)
+    if x.dtype.kind not in "iuf":
+        what = {"c": "complex values (the imaginary part would be lost)",
+                "O": "Python objects"}.get(x.dtype.kind, f"dtype {x.dtype}")
+        raise BnnccError(f"input batch holds {what}; expected float32", file=path)
     if x.ndim == len(want) and tuple(x.shape) == want:
         x = x[None]
     if tuple(x.shape[1:]) != want:
         raise BnnccError(f"input batch has shape {list(x.shape)}, the model needs "
                          f"(N, {', '.join(map(str, want))})", file=path)
-    if not np.issubdtype(x.dtype, np.number):
-        raise BnnccError(f"input batch has dtype {x.dtype}, expected float32", file=path)
-    return x.astype(np.float32)
+    if x.shape[0] == 0:
+        raise BnnccError("input batch is empty (0 frames)", file=path)
+    bad = ~np.isfinite(x) if x.dtype.kind == "f" else np.zeros(x.shape, bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = x.astype(np.float32)
+    if not bad.any():
+        bad = ~np.isfinite(y)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise BnnccError(f"input batch has a non-finite or out-of-float32-range value "
+                         f"{x[idx]!r} at {list(idx)}", file=path)
+    for i in range(0, len(y), 256):   # values a declared input type cannot represent
+        try:
+            design.quantize_input(y[i:i + 256])
+        except BnnccError as e:
+            raise e.at(file=path) from None
+    return y
 
 
 def run(design: Design, x: np.ndarray, engine: str = "golden") -> np.ndarray:

@@ -1,13 +1,16 @@
 """Command line: bnncc inspect | run (more commands as backends land).
 
 Exit codes: 0 success, 2 bad or unsupported input (one line on stderr naming file, node
-and op), 1 verification mismatch. No traceback ever reaches the user for bad input.
+and op), 1 verification mismatch, 3 internal error, 130 interrupted. No traceback ever
+reaches the user unless asked for with --debug.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -111,7 +114,8 @@ def cmd_compile(a) -> int:
     from .project import render_project, write_project
     design, board, clock = _prepare(a)
     files = render_project(design, board, clock, a.model)
-    out = write_project(files, a.output, force=a.force)
+    out = write_project(files, a.output, force=a.force, keep_others=a.keep_others,
+                        model=a.model)
     print(f"wrote {out}/ ({len(files)} files): hls/, rtl/, report.json, README.md")
     return 0
 
@@ -125,15 +129,21 @@ def cmd_cosim(a) -> int:
         raise BnnccError(f"--levels needs two or more of golden,csim,rtlsim (got {a.levels})")
     if not 0.0 <= a.backpressure < 1.0:
         raise BnnccError(f"--backpressure must be in [0, 1), got {a.backpressure}")
-    design, _, _ = _prepare(a)
+    if a.shards < 1:
+        raise BnnccError(f"--shards must be at least 1, got {a.shards}")
+    design, board, clock = _prepare(a)
     x = api.input_array(design, _load_npy(a.input), a.input)
-    from .sim.cosim import ProgressBar
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    try:
-        rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    if a.shards > 1 or a.scheduler:
+        rep = _cosim_parallel(a, board, clock, x, levels)
+    else:
+        from .sim.cosim import ProgressBar
+        bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        try:
+            rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed,
+                        progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
     if a.json:
         print(json.dumps(rep, sort_keys=True))
     else:
@@ -149,6 +159,19 @@ def cmd_cosim(a) -> int:
                   f"{m['layer']}, frame {m['frame']}, element {m['index']}: "
                   f"{m['values'][1]} != {m['values'][0]}", file=sys.stderr)
     return 0 if rep["exact"] else 1
+
+
+def _cosim_parallel(a, board, clock, x, levels) -> dict:
+    """cosim of --shards pieces of the batch on the executor of --scheduler."""
+    from .executor import executor, model_ref, read_model
+    from .folding import load_config
+    from .sim.shards import CosimJob, run
+    ref = model_ref(a.model, a.input_type, a.input_scale)
+    job = CosimJob(ref, board, clock, tuple(levels), x, fps=a.fps, budget=_budget(a),
+                   config=load_config(a.config) or None, backpressure=a.backpressure,
+                   seed=a.seed)
+    with executor(a.scheduler) as ex:
+        return run([job], ex, a.shards, {ref.sha256: read_model(a.model)})[0]
 
 
 def _list(text: str | None, kind=str) -> list | None:
@@ -189,6 +212,10 @@ def cmd_sweep(a) -> int:
         raise BnnccError(f"--clock-mhz needs positive clocks, got {a.clock_mhz}")
     budget = _budget_list(a.budget)
     budget_of(boards[0], budget)                      # unknown resources fail here
+    if a.points < 2:
+        raise BnnccError(f"--points must be at least 2, got {a.points}")
+    if a.workers is not None and a.workers < 1:
+        raise BnnccError(f"--workers must be at least 1, got {a.workers}")
     refs = [model_ref(m, a.input_type, a.input_scale) for m in a.models]
     data = {r.sha256: read_model(r.path) for r in refs}
     with executor(a.scheduler, a.workers) as ex:
@@ -216,8 +243,10 @@ def cmd_boards(a) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bnncc", description=__doc__.splitlines()[0])
+    p = _Parser(prog="bnncc", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"bnncc {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="print the traceback of an internal error (also BNNCC_DEBUG=1)")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("inspect", help="print the lowered IR, one line per layer")
     s.add_argument("model")
@@ -236,7 +265,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, metavar="DIR")
     _board_args(s)
     s.add_argument("--force", action="store_true",
-                   help="replace DIR even if bnncc did not create it")
+                   help="write into DIR even if bnncc did not create it (files bnncc did "
+                        "not write are never deleted)")
+    s.add_argument("--keep-others", action="store_true",
+                   help="DIR holds files bnncc did not write: keep them as they are")
     s.set_defaults(fn=cmd_compile)
 
     s = sub.add_parser("cosim", help="compare golden / C simulation / RTL simulation bit for bit")
@@ -247,6 +279,11 @@ def parser() -> argparse.ArgumentParser:
                    help="probability of output backpressure and input gaps per cycle (rtlsim)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--shards", type=int, default=1,
+                   help="cut the batch into N pieces run in parallel (on --scheduler)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler for the shards ('local', 'none', tcp://...; "
+                        "also $BNNCC_SCHEDULER)")
     _board_args(s)
     s.set_defaults(fn=cmd_cosim)
 
@@ -307,16 +344,91 @@ def _board_args(s) -> None:
                    help="per-layer folding overrides: {\"layers\": {\"mvau_1\": {\"PE\": 8}}}")
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error bnncc promises (exit 2) instead of the usage."""
+
+    def error(self, message):
+        sys.stderr.write(f"bnncc: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def _debug_wanted(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("BNNCC_DEBUG", "") not in ("", "0")
+
+
+def _say(line: str) -> None:
     try:
-        return args.fn(args)
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv=None) -> int:
+    """Exit codes: 0 success, 1 verification mismatch, 2 bad or unsupported input (or a
+    file that cannot be written), 3 internal error, 130 interrupted, 141 broken pipe."""
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    debug = _debug_wanted(argv)
+    argv = [a for a in argv if a != "--debug"]
+    args = None
+    try:
+        try:
+            args = parser().parse_args(argv)
+        except SystemExit as e:   # --help, --version, or a usage error already printed
+            return e.code if isinstance(e.code, int) else 2
+        with warnings.catch_warnings():
+            if not debug:   # one line on stderr means no library warnings either
+                warnings.simplefilter("ignore")
+            rc = args.fn(args)
+        sys.stdout.flush()
+        return rc
     except BnnccError as e:
-        print(f"bnncc: error: {e.line()}", file=sys.stderr)
+        _say(f"bnncc: error: {e.at(file=getattr(args, 'model', None)).line()}")
         return e.exit_code
     except KeyboardInterrupt:
-        print("bnncc: interrupted", file=sys.stderr)
+        _say("bnncc: interrupted")
         return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        _say("bnncc: error: the output pipe was closed before bnncc finished writing")
+        return 141
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:
+            return _internal(e, argv, debug)
+        where = e.filename or "standard output"
+        _say(f"bnncc: error: {where}: cannot write: {e.strerror}")
+        _quiet_stdout()
+        return 2
+    except MemoryError:
+        _say("bnncc: error: out of memory (the model or the input batch is too large)")
+        return 2
+    except Exception as e:
+        return _internal(e, argv, debug)
+
+
+def _internal(e: BaseException, argv: list[str], debug: bool) -> int:
+    """An error bnncc did not foresee is a bug: one line, the traceback on request."""
+    if debug:
+        import traceback
+        traceback.print_exception(e, file=sys.stderr)
+    why = " ".join(str(e).split())[:200]
+    hint = "" if debug else "; rerun with --debug (or BNNCC_DEBUG=1) for the traceback"
+    _say(f"bnncc: internal error: {type(e).__name__}: {why} (command: bnncc "
+         f"{' '.join(argv[:2])}); this is a bug in bnncc, please report it with the model"
+         f"{hint}")
+    return 3
 
 
 if __name__ == "__main__":

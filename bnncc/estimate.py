@@ -82,8 +82,9 @@ def first_frame(design) -> dict[str, tuple[float, float]]:
         fill, drain = l.fill_drain() if hasattr(l, "fill_drain") else (1, 0)
         fill = min(max(1, fill), n_in)
         arrive = s_in + (e_in - s_in) * (fill - 1) / max(1, n_in - 1)
-        first = max(arrive, s_in + fill - 1) + STAGE
-        last = max(e_in + drain, s_in + int(l.cycles()) - 1) + STAGE
+        stage = l.pipeline_latency() if hasattr(l, "pipeline_latency") else STAGE
+        first = max(arrive, s_in + fill - 1) + stage
+        last = max(e_in + drain, s_in + int(l.cycles()) - 1) + stage
         times[l.name] = (first, max(first, last))
     return times
 

@@ -27,6 +27,7 @@ import logging
 import os
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,9 +91,11 @@ def executor(scheduler: str | None = None, workers: int | None = None):
     from distributed import Client, LocalCluster
     if addr.lower() == LOCAL:
         n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, scheduler_port=0,
-                               silence_logs=logging.ERROR)
+        with warnings.catch_warnings():   # its HTTP server moves off a busy port 8787: fine
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, scheduler_port=0,
+                                   silence_logs=logging.ERROR)
         try:
             with Client(cluster) as client:
                 yield DaskExecutor(client)

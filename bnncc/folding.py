@@ -34,11 +34,11 @@ from .layers import (MVAU, VVAU, Concat, LabelSelect, SlidingWindow,  # noqa: F4
 from .layers.cost import RES, fifo_resources
 from .passes.fifos import FIFO_MIN_DEPTH, base_depth
 
-# Shortest interval the optimizer aims for. Below a few dozen cycles per frame the RTL's
-# handshakes, not the folding, set the rate (Verilator measured 2.4 cycles for a 2-cycle
-# folding of tfc_small_w1a1, 10 for an 8-cycle one), so the cycle model would be wrong;
-# 64 cycles is 1.5M frames/s at 100 MHz. Checked by hw_tests/test_estimate_cycles.py.
-MIN_INTERVAL = 64
+# Shortest interval the optimizer aims for: one frame per cycle. Every RTL block streams
+# one word per cycle on each port (credit-counted output FIFOs, pipelined adder trees),
+# so the cycle model holds down to fully parallel layers (PE = MH, SIMD = MW); checked in
+# Verilator by hw_tests/test_fullrate.py over intervals 1..64.
+MIN_INTERVAL = 1
 
 
 def divisors(n: int) -> list[int]:
@@ -478,7 +478,7 @@ def fold_max_fps(design, board, clock_mhz: float | None = None, budget: dict | N
     units, bud = _setup(design, board, budget, config, allow_uram, units)
     cands = np.unique(np.concatenate([u.cycles for u in units]))
     floor = max(int(u.cycles.min()) for u in units)
-    cands = cands[cands >= max(floor, min(MIN_INTERVAL, int(cands.max())))]
+    cands = cands[cands >= max(floor, MIN_INTERVAL)]
     # feasibility is (close to) monotone in T: binary search, then settle
     lo, hi = 0, len(cands) - 1
     sel_hi, _ = _fit(units, cands[hi], bud)

@@ -163,6 +163,20 @@ class FloatThresholds(Quantizer):
 
 
 @dataclass
+class StepQuant(Quantizer):
+    """A comparison as a 1-bit quantizer: level 1 where y >= t (y > t when strict), as
+    tutorials write sign, e.g. torch.where(x >= 0, 1, -1) (sign(0) = +1)."""
+
+    threshold: np.ndarray = None
+    strict: bool = False
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, np.float32)
+        t = np.asarray(self.threshold, np.float32)
+        return (y > t if self.strict else y >= t).astype(np.int64)
+
+
+@dataclass
 class TruncQuant(Quantizer):
     """QONNX Trunc (5-input v1 and 6-input v2): drop low bits of an integer-valued input."""
 

@@ -30,6 +30,7 @@ from bnncc.layers import (MVAU, AddStreams, Concat, LabelSelect, MaxPool, Slidin
 from bnncc.sim import csim
 from bnncc.testing.designs import chain_design as make_design
 from bnncc.testing.designs import fixture_index as _index
+from bnncc.testing.designs import load_fixture
 from bnncc.testing.designs import generated_design, graph_design, model_inputs, pool_model
 from bnncc.testing.designs import rand_values
 
@@ -84,12 +85,11 @@ def check_both_paths(design: Design, q: np.ndarray) -> None:
 
 @pytest.mark.parametrize("entry", _index(), ids=lambda e: e["name"])
 def test_fixture_model(entry):
-    from bnncc import api
     model = FIXTURES / entry["model"]
     refs = FIXTURES / entry["refs"]
     if not model.is_file() or not refs.is_file():
         pytest.skip(f"fixture {entry['name']} not present")
-    d = api.load(str(model))
+    d = load_fixture(entry)
     fold_simple(d)
     n = int(os.environ.get("BNNCC_CSIM_FRAMES", "100"))
     x = model_inputs(entry, n)

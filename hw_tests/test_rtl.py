@@ -24,6 +24,7 @@ from bnncc.sim import rtlsim
 from bnncc.sim.tools import verilator_env, yosys_cmd
 from bnncc.testing.designs import chain_design as make_design
 from bnncc.testing.designs import fixture_index as _index
+from bnncc.testing.designs import load_fixture
 from bnncc.testing.designs import generated_design, graph_design, model_inputs, pool_model, rand_values
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,12 +88,11 @@ def check_stream(design, q, seed=0, tolerance=0.05):
 
 
 def _fixture_design(entry):
-    from bnncc import api
     from bnncc.folding import fold_simple
     model = FIXTURES / entry["model"]
     if not model.is_file():
         pytest.skip(f"fixture {entry['name']} not present")
-    return fold_simple(api.load(str(model)))
+    return fold_simple(load_fixture(entry))
 
 
 def _frames_for(entry) -> int:

@@ -70,11 +70,66 @@ def test_refuses_foreign_directory(cli, tmp_path):
     assert "--force" in stderr and str(out) in stderr
     assert len(stderr.strip().splitlines()) == 1
     assert tree(out) == before                      # untouched
-    rc, _, _ = cli("compile", TFC, "-o", out, "--force")
+    # --force does not delete the user's files: it names them and refuses
+    rc, _, stderr = cli("compile", TFC, "-o", out, "--force")
+    assert rc == 2 and "notes.txt" in stderr and "sub/data.bin" in stderr
+    assert "--keep-others" in stderr and len(stderr.strip().splitlines()) == 1
+    assert tree(out) == before
+    # ... unless told to keep them, which writes bnncc's files beside them
+    rc, _, _ = cli("compile", TFC, "-o", out, "--force", "--keep-others")
     assert rc == 0
     after = tree(out)
-    assert "notes.txt" not in after and "sub/data.bin" not in after
+    assert after["notes.txt"] == b"my notes" and after["sub/data.bin"] == b"\x00\x01"
     assert "hls/top.cpp" in after and ".bnncc" in after
+    # recompiling keeps them again (they are still not bnncc's), and still refuses without
+    assert cli("compile", TFC, "-o", out)[0] == 2
+    assert cli("compile", TFC, "-o", out, "--keep-others")[0] == 0
+    assert tree(out) == after
+
+
+def test_force_into_empty_foreign_directory(cli, tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    assert cli("compile", TFC, "-o", out)[0] == 2
+    assert cli("compile", TFC, "-o", out, "--force")[0] == 0
+    assert (out / "hls" / "top.cpp").is_file()
+
+
+def test_never_when_the_model_is_inside(cli, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    model = out / "tfc.onnx"
+    shutil.copy(TFC, model)
+    data = model.read_bytes()
+    for extra in ((), ("--force",), ("--force", "--keep-others")):
+        rc, _, stderr = cli("compile", model, "-o", out, *extra)
+        assert rc == 2 and "model" in stderr and len(stderr.strip().splitlines()) == 1
+        assert sorted(tree(out)) == ["tfc.onnx"] and model.read_bytes() == data
+    # the same when bnncc made the directory and the user moved the model into it
+    out2 = tmp_path / "out2"
+    assert cli("compile", TFC, "-o", out2)[0] == 0
+    shutil.copy(TFC, out2 / "tfc.onnx")
+    rc, _, stderr = cli("compile", out2 / "tfc.onnx", "-o", out2, "--keep-others")
+    assert rc == 2 and "model" in stderr
+    assert (out2 / "tfc.onnx").read_bytes() == data
+
+
+def test_user_files_in_its_own_directory_are_never_deleted(cli, tmp_path):
+    out = tmp_path / "out"
+    assert cli("compile", TFC, "-o", out)[0] == 0
+    (out / "my_notes.md").write_text("mine")
+    (out / "hls" / "extra.tcl").write_text("mine too")
+    before = tree(out)
+    rc, _, stderr = cli("compile", TFC, "-o", out, "--force")
+    assert rc == 2 and "my_notes.md" in stderr and "hls/extra.tcl" in stderr
+    assert tree(out) == before
+    # an edited bnncc file is the user's now: it is not replaced either
+    (out / "my_notes.md").unlink()
+    (out / "hls" / "extra.tcl").unlink()
+    (out / "README.md").write_text("edited by me")
+    rc, _, stderr = cli("compile", TFC, "-o", out, "--keep-others")
+    assert rc == 2 and "README.md" in stderr
+    assert (out / "README.md").read_text() == "edited by me"
 
 
 def test_refuses_a_file(cli, tmp_path):
@@ -88,9 +143,13 @@ def test_refuses_a_file(cli, tmp_path):
 def test_replaces_its_own_directory(cli, tmp_path):
     out = tmp_path / "out"
     assert cli("compile", TFC, "-o", out)[0] == 0
-    (out / "hls" / "stale.hpp").write_text("left over")
-    assert cli("compile", TFC, "-o", out)[0] == 0       # bnncc made it: no --force needed
-    assert not (out / "hls" / "stale.hpp").exists()
+    first = tree(out)
+    assert cli("compile", CNV, "-o", out)[0] == 0       # bnncc made it: no --force needed
+    second = tree(out)
+    assert second != first and ".bnncc" in second
+    assert cli("compile", TFC, "-o", out)[0] == 0       # the CNV files are gone again
+    assert tree(out) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]   # no temporaries left
 
 
 def test_renderer_failure_leaves_no_directory(cli, tmp_path, monkeypatch):
@@ -100,8 +159,9 @@ def test_renderer_failure_leaves_no_directory(cli, tmp_path, monkeypatch):
         raise RuntimeError("renderer broke")
     monkeypatch.setattr(rtl, "render", broken)
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError, match="renderer broke"):
-        cli("compile", TFC, "-o", out)
+    rc, _, stderr = cli("compile", TFC, "-o", out)
+    assert rc == 3 and "internal error" in stderr and "renderer broke" in stderr
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -132,10 +192,10 @@ def test_write_failure_midway_leaves_no_directory(cli, tmp_path, monkeypatch, wh
     assert list(tmp_path.iterdir()) == []
 
 
-def test_write_failure_in_own_directory_leaves_no_partial_directory(cli, tmp_path,
-                                                                    monkeypatch):
+def test_write_failure_in_own_directory_leaves_the_old_one(cli, tmp_path, monkeypatch):
     out = tmp_path / "out"
     assert cli("compile", TFC, "-o", out)[0] == 0
+    before = tree(out)
     real = Path.write_bytes
     count = [0]
 
@@ -145,9 +205,10 @@ def test_write_failure_in_own_directory_leaves_no_partial_directory(cli, tmp_pat
             raise OSError(28, "No space left on device")
         return real(self, data)
     monkeypatch.setattr(Path, "write_bytes", flaky)
-    rc, _, _ = cli("compile", TFC, "-o", out)
+    rc, _, _ = cli("compile", CNV, "-o", out)
     assert rc == 2
-    assert not out.exists()
+    assert tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_refuses_to_write_outside(cli, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bnncc import api
+from bnncc.testing.designs import load_fixture
 from conftest import fixture_index, fixture_path
 
 CASES = fixture_index()
@@ -21,7 +22,7 @@ def check_outputs(y: np.ndarray, ref: np.ndarray, kind: str) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_golden_reproduces_reference(case):
     refs = np.load(fixture_path(case["refs"]))
-    design = api.load(fixture_path(case["model"]))
+    design = load_fixture(case)
     y = design.run(refs["inputs"])
     check_outputs(y, refs["outputs"], case["output_kind"])
     if case["family"] == "qdq":   # int8 QDQ from quantize_static: onnxruntime's integers exactly

@@ -96,3 +96,36 @@ def test_per_element_quantizer_equals_reference(mode):
             ref = elementwise_int_quant(x, scale, np.float32(0), bits.astype(np.float32),
                                         signed, narrow, mode)
             np.testing.assert_array_equal(ours, ref)
+
+
+# -- trained self-compressing fixtures (scripts/make_scn_fixtures.py) -------------------
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+SCN = Path(__file__).parent / "fixtures" / "scn"
+FIXTURES = json.loads((SCN / "index.json").read_text())
+
+
+@pytest.mark.parametrize("fix", FIXTURES, ids=lambda f: f["name"])
+@pytest.mark.parametrize("form", ["tensor", "grouped"])
+def test_trained_fixture_exact_and_pruned(fix, form):
+    from bnncc import api
+    refs = np.load(SCN / f"{fix['name']}.refs.npz")
+    d = api.load(str(SCN / f"{fix['name']}_{form}.onnx"))
+    y = d.run(refs["inputs"])
+    assert np.array_equal(y, refs["outputs"])
+    acc = float((y.argmax(1) == refs["labels"]).mean())
+    assert acc == fix["accuracy"]          # the trained model's own held-out accuracy
+    assert removed_channels(d) >= fix["zero_channels"] > 0
+    assert_nothing_removable(d)
+    before = sum(l.__dict__.get("removed", {}).get("weight_bits_before", 0) for l in d.layers())
+    after = sum(l.__dict__.get("removed", {}).get("weight_bits_after", 0) for l in d.layers())
+    assert after < before
+
+
+def test_prune_off_keeps_channels_and_the_same_answer():
+    from bnncc import frontend
+    refs = np.load(SCN / "scn_mlp.refs.npz")
+    d = frontend.import_model(str(SCN / "scn_mlp_tensor.onnx"), prune="off")
+    assert removed_channels(d) == 0
+    assert np.array_equal(d.run(refs["inputs"]), refs["outputs"])

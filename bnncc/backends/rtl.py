@@ -103,17 +103,23 @@ def _mvau(l: MVAU, mod: str, files: dict) -> dict:
     if l.binary:
         if not (l.idt.is_bipolar and l.wdt.is_bipolar):
             raise BnnccError(f"{l.name}: xnor-popcount MVAU needs bipolar input and weights")
-        dw = ubits(l.simd) + 1
         lo, hi = 0, l.mw
     else:
         xlo, xhi = _x_range(l.idt)
-        mx = max(abs(xlo), abs(xhi))
-        dw = sbits(-l.simd * mx * int(np.abs(w).max(initial=1)), l.simd * mx * int(np.abs(w).max(initial=1)))
-        dw = max(dw, xb + 1, wb + 1)    # no narrower than the x*w operands (exact; no WIDTHTRUNC)
         lo = int(np.minimum(xlo * w, xhi * w).sum(1).min())
         hi = int(np.maximum(xlo * w, xhi * w).sum(1).max())
+    lw, levels = l.rtl_tree()
+    dw = levels[-1][1]
     accw = max(sbits(lo - 1, hi + 1), dw + 1, l.odt.bits + 1)
     nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
+    sgn = "" if l.binary else "$signed"
+    tree, nin, win, src = [], l.simd, lw, "lane"
+    for k, (n, w_) in enumerate(levels):
+        tree.append(dict(n=n, w=w_, nin=nin, win=win, src=src, sgn=sgn))
+        nin, win, src = n, w_, f"t{k + 1}"
+    dot = f"t{len(levels)}[pa]"
+    dot_ext = ("{{(ACCW-DW){1'b0}}, %s}" if l.binary else "{{(ACCW-DW){%s[DW-1]}}, %s}") % ((dot,) * (1 if l.binary else 2))
+    fd = l.out_fifo_depth()
     if nt and l.odt.is_bipolar and nt != 1:
         raise BnnccError(f"{l.name}: bipolar output with {nt} thresholds")
     wt = encode(l.weight_tiles(), l.wdt)                   # (PE, NF*SF, SIMD)
@@ -124,7 +130,8 @@ def _mvau(l: MVAU, mod: str, files: dict) -> dict:
                x_mode=mode(l.idt), w_mode=mode(l.wdt), idt=l.idt, wdt=l.wdt, odt=l.odt,
                iw=l.simd * xb, ow=l.pe * l.odt.bits, nfw=ubits(nf - 1), sfw=ubits(sf - 1),
                waw=ubits(nf * sf - 1), wmem=f"{mod}_w.mem", out_base=out_base(l.odt),
-               rom_style=rom_style(l))
+               rom_style=rom_style(l), lw=lw, tree=tree, dot_ext=dot_ext, fd=fd,
+               uw=ubits(fd))
     if nt:
         t = np.clip(l.threshold_tiles(), lo - 1, hi + 1)   # (PE, NF, nT)
         tc = (t & ((1 << accw) - 1)).astype(np.uint64).transpose(1, 0, 2).reshape(nf, l.pe * nt)

@@ -12,7 +12,7 @@ produced by a hardware layer (or the raw float input) seen through
 
 This module holds the walk and the helpers every op family shares; the handlers are in
 bnncc/frontend/ops/, one module per family (layout, elementwise, quantizers, joins, qdq,
-compute, pooling, heads), registered by op type. What cannot be mapped exactly raises
+sign, compute, pooling, heads), registered by op type. What cannot be mapped exactly raises
 UnsupportedError naming the node.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..errors import BnnccError, UnsupportedError
 from ..ir import INPUT, Design, HostStage
 from ..passes.chain import ChainOp, compose_affine
 from ..quantizers import FixedInput, parse_dtype
+from .factor import factor_channels
 from .ops import OPS
 from .ops.compute import ComputeOps
 from .ops.elementwise import ElementwiseOps
@@ -36,14 +37,15 @@ from .ops.layout import LayoutOps
 from .ops.pooling import PoolOps
 from .ops.qdq import QdqOps
 from .ops.quantizers import QuantOps
-from .values import Act, Const, _attrs, canonical_pos, hw_perm
+from .ops.sign import CMP_OPS, SignOps
+from .values import Act, Cmp, Const, _attrs, canonical_pos, hw_perm
 
 # re-exported: tests and tools build values and designs through this module
 __all__ = ["Act", "Const", "Lowering", "lower"]
 
 
-class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps, PoolOps,
-               HeadOps):
+class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, ComputeOps,
+               PoolOps, HeadOps):
     """One walk over the sorted nodes; the op handlers live in bnncc/frontend/ops/."""
 
     def __init__(self, model: onnx.ModelProto, path: str, input_type: str | None = None,
@@ -54,6 +56,7 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
         self.vals: dict[str, Const | Act] = {}
         self.counts: dict[str, int] = {}
         self.input_stage: HostStage | None = None
+        self.input_read = False        # some layer reads the input stream
         self.notes: list[str] = []
         self.per_channel_widths = False
         self.consumers: dict[str, int] = {}
@@ -76,6 +79,7 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
 
     def add_layer(self, layer, pred: str | None):
         self.g.add_node(layer.name, layer=layer)
+        self.input_read = self.input_read or pred == INPUT
         if pred is not None and pred != INPUT:
             self.g.add_edge(pred, layer.name)
         return layer
@@ -135,6 +139,36 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
                                    self.full(0.0, act.shape)), "input")
         return Act(act.shape, pos, INPUT, dtype, [first] + act.chain, act.shared)
 
+    def canonical_input(self, act: Act) -> Act:
+        """A view of the input stream in another layout (the NHWC -> NCHW Transpose tf2onnx
+        puts before the first Conv) becomes the stream itself: the host reorders the input
+        for free. Only while no layer reads the input and no other view of it is used."""
+        st = self.input_stage
+        if act.src != INPUT or st is None or self.input_read or \
+                np.array_equal(act.pos, canonical_pos(act.shape)):
+            return act
+        if any(self.consumers.get(k, 0) > 1 for k, v in self.vals.items()
+               if isinstance(v, Act) and v.src == INPUT):
+            return act
+        n = int(np.prod(st.shape))
+        inv = np.transpose(np.arange(n).reshape(st.shape), st.hw_order).reshape(-1)
+        elem = inv[act.pos.reshape(-1)]        # stage element at each new stream position
+        shape = tuple(act.shape)
+
+        def remap(a):
+            a = np.asarray(a)
+            return a.reshape(-1)[elem].reshape(shape) if a.ndim and a.size == n else a
+        q = st.quant
+        quant = type(q)(**{k: remap(v) if isinstance(v, np.ndarray) else v
+                           for k, v in q.__dict__.items()})
+        perm = hw_perm(len(shape))
+        self.input_stage = HostStage(shape=shape, gather=st.gather[elem],
+                                     chain=[op.map_params(remap) for op in st.chain],
+                                     quant=quant, hw_order=perm,
+                                     hw_shape=tuple(shape[p] for p in perm)[1:])
+        self.notes.append("the host reorders the input to the layout of its first layer")
+        return Act(shape, canonical_pos(shape), INPUT, act.dtype, act.chain, act.shared)
+
     def integer(self, act: Act, node) -> Act:
         return self.declare_input(act, node) if act.src is None else act
 
@@ -164,11 +198,22 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
         """Integer weights and their per-output-channel scale (`axis` = output axis)."""
         if c.quant is None:
             v = c.value
-            if not np.all(np.isfinite(v)) or not np.array_equal(v, np.round(v)):
-                raise self.err("weights are not quantized (no Quant/BipolarQuant/Sign on them "
-                               "and not integer-valued)", node)
-            q = v.astype(np.int64)
-            return q, np.ones(v.shape[axis]), DataType.for_values(q)
+            if np.all(np.isfinite(v)) and np.array_equal(v, np.round(v)):
+                if v.size and np.max(np.abs(v)) >= 2.0 ** 32:
+                    raise self.err(f"integer-valued weights up to {np.max(np.abs(v)):g} are "
+                                   "wider than 32 bits", node)
+                q = v.astype(np.int64)
+                return q, np.ones(v.shape[axis]), DataType.for_values(q)
+            f = factor_channels(v, axis)
+            if f is None:
+                raise self.err("weights are not quantized (no Quant/BipolarQuant/Sign on "
+                               "them) and some output channel's weights do not factor "
+                               "exactly into a scale times integers of at most 8 bits", node)
+            q, s = f
+            if np.any(s != 1):
+                self.notes.append(f"{node.name}: float weights factored into per-channel "
+                                  "scales times integers (BatchNorm folded into the weights)")
+            return q, s, DataType.for_values(q)
         qc = c.quant
         if np.any(qc.zeropt != 0):
             raise self.err("weights with a non-zero zero-point are not supported", node)
@@ -227,6 +272,9 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
                 raise self.err(f"operator '{node.op_type}' is not supported", node)
             try:
                 ins = [self.get(i, node) if i else None for i in node.input]
+                if any(isinstance(v, Cmp) for v in ins) and node.op_type not in CMP_OPS:
+                    raise self.err("a comparison result is used by this op; comparisons are "
+                                   "supported as signs (Where / Cast / Not)", node)
                 outs = handler(self, node, ins, _attrs(node))
             except BnnccError as e:
                 raise e.at(file=self.path, node=node.name or node.output[0], op=node.op_type)
@@ -252,6 +300,14 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, JoinOps, QdqOps, ComputeOps,
         ostage = HostStage(shape=out.shape, gather=out.pos.reshape(-1), chain=out.chain,
                            head=head, out_dtype=getattr(out, "out_dtype", "float32"))
         shape = getattr(out, "out_shape", out.shape)
+        dims = g.output[0].type.tensor_type.shape.dim
+        declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        if g.output[0].type.tensor_type.HasField("shape") and not (
+                len(declared) == len(shape) and
+                all(d is None or d == s for d, s in zip(declared, shape))):
+            raise BnnccError(f"output '{g.output[0].name}' is declared with shape "
+                             f"{[d if d is not None else '?' for d in declared]} but the graph "
+                             f"computes {list(shape)}", file=self.path)
         return Design(self.path, self.g, self.in_name, self.in_shape, g.output[0].name,
                       tuple(shape), self.input_stage, ostage, self.notes,
                       per_channel_widths=self.per_channel_widths)

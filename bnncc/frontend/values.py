@@ -55,3 +55,14 @@ def canonical_pos(shape: tuple) -> np.ndarray:
     hw_shape = tuple(shape[p] for p in perm)
     return np.transpose(np.arange(int(np.prod(shape))).reshape(hw_shape), np.argsort(perm))
 
+
+
+@dataclass
+class Cmp:
+    """A boolean tensor `x >= t` (`x > t` when strict; negated when `neg`) not yet turned
+    into numbers: Where / Cast / Not decide what the two outcomes are worth."""
+
+    x: Act
+    t: np.ndarray                 # broadcast to x.shape
+    strict: bool
+    neg: bool = False

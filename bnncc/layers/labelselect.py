@@ -29,9 +29,10 @@ class LabelSelect(Layer):
         return {"k": self.k, "labels": self.labels}
 
     def cycles(self) -> int:
-        """Per row: LABELS / PE words in, then the k labels out, one word a cycle."""
+        """Per row: LABELS / PE words in, one word a cycle; the k labels of a row go out
+        while the next row (or frame) is read, so a row waits only if it is shorter than k."""
         rows = int(np.prod(self.in_shape[:-1])) if len(self.in_shape) > 1 else 1
-        return rows * (self.labels // self.pe + self.k)
+        return rows * max(self.labels // self.pe, self.k)
 
     # ------------------------------------------------------------------ resource model
     def features(self, style=None) -> tuple[list, list]:

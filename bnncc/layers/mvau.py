@@ -192,6 +192,48 @@ class MVAU(Layer):
         self.__dict__["_width_cache"] = (key, (dw, accw))
         return dw, accw
 
+    def rtl_tree(self) -> tuple[int, list[tuple[int, int]]]:
+        """(lane product width, [(sums per PE, bits) of each registered adder-tree level])
+        of templates/rtl/mvau.v.j2: level k sums pairs of level k-1, so every level is
+        one adder deep whatever SIMD is. Widths hold the exact range of the lanes summed
+        (binary lanes are XNOR bits, unsigned); at least one level, even for SIMD = 1."""
+        key = (id(self.weights), self.simd)
+        cache = self.__dict__.get("_tree_cache")
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        from .cost import sbits, ubits
+        if self.binary:
+            lw, width = 1, lambda m: ubits(m)
+        else:
+            w = np.asarray(self.weights, np.int64)
+            xlo, xhi = (-1, 1) if self.idt.is_bipolar else (self.idt.min, self.idt.max)
+            wlo, whi = int(w.min(initial=0)), int(w.max(initial=0))
+            corners = [xlo * wlo, xlo * whi, xhi * wlo, xhi * whi, 0]
+            plo, phi = min(corners), max(corners)
+            lw = max(sbits(plo, phi), sbits(xlo, xhi))
+            width = lambda m: max(lw, sbits(m * plo, m * phi))
+        levels, n, m = [], self.simd, 1
+        while True:
+            n, m = -(-n // 2), min(2 * m, self.simd)
+            levels.append((n, width(m)))
+            if n == 1:
+                break
+        out = (lw, levels)
+        self.__dict__["_tree_cache"] = (key, out)
+        return out
+
+    def pipeline_ff(self) -> int:
+        """Registers of the adder tree above its last level (which is the dot register
+        the older single-stage datapath also had): PE x sum of level widths."""
+        _, levels = self.rtl_tree()
+        return self.pe * sum(n * w for n, w in levels[:-1])
+
+    def pipeline_stages(self) -> int:
+        """Register stages from the issue to the output FIFO: weights / input read, the
+        adder-tree levels, the accumulator, the threshold compare (if any)."""
+        nt = 0 if self.thresholds is None else int(self.thresholds.shape[1])
+        return 1 + len(self.rtl_tree()[1]) + 1 + (1 if nt else 0)
+
     def default_mem_style(self) -> str:
         return "block" if self.mh * self.mw * self.wdt.bits >= 16384 else "lut"
 
@@ -240,7 +282,10 @@ class MVAU(Layer):
         # ports (BRAM output register, or an address register for a ROM in logic)
         ff = [iw * (2 if nf > 1 else 1), pe * (dw - binary), pe * accw,
               ctr * 3 + fifo["FF"] + 9, wbits * lut_rom * (4 < depth <= 64),
-              pe * nt * accw * (nf > 1)]
+              pe * nt * accw * (nf > 1),
+              # structural, not fitted: the adder-tree pipeline registers (levels x width)
+              # and the registered threshold compares, one FF per bit
+              self.pipeline_ff() + pe * nt]
         return lut, ff
 
     def lut_floor(self, style: str) -> int:
@@ -288,8 +333,21 @@ class MVAU(Layer):
         wa = self.wdt.bits + (0 if self.wdt.signed else 1)
         return xa, wa
 
+    def out_fifo_depth(self) -> int:
+        """Output FIFO (credits) of templates/rtl/mvau.v.j2: every result in flight from
+        issue to pop at one result per cycle, plus margin."""
+        return self.pipeline_stages() + 4
+
     def held_words(self) -> int:
-        return self.mw // self.simd + 2
+        """Input words the unit can hold: the vector being read, plus the pixels whose
+        results fill its pipeline and output FIFO."""
+        sf, nf = self.mw // self.simd, self.mh // self.pe
+        return sf + 2 + sf * -(-self.out_fifo_depth() // nf)
+
+    def pipeline_latency(self) -> int:
+        """Register stages a result passes from its last input word to the output FIFO's
+        read port: the pipeline stages and the FIFO write."""
+        return self.pipeline_stages() + 1
 
     def fill_drain(self) -> tuple[int, int]:
         """(input words read before the first output word, cycles of output after the

@@ -58,12 +58,13 @@ def dask_processes(workdir: Path, n_workers: int = 2, repo: Path | None = None,
             c.wait_for_workers(n_workers, timeout=timeout)
             addr = c.scheduler.address
         yield addr
-    finally:
-        for p in procs[::-1]:
-            p.terminate()
-        for p in procs[::-1]:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=60)
+    finally:                      # workers first, while their scheduler still answers
+        for group in (procs[1:], procs[:1]):
+            for p in group:
+                p.terminate()
+            for p in group:
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=30)

@@ -99,6 +99,14 @@ def fixture_index() -> list[dict]:
     return json.loads(p.read_text()) if p.is_file() else []
 
 
+def load_fixture(entry: dict) -> Design:
+    """A fixture model's design, with the input type its index entry declares (models
+    without an input quantizer, e.g. tutorial exports taking float pixels)."""
+    from ..api import load
+    return load(str(FIXTURES / entry["model"]), entry.get("input_type"),
+                entry.get("input_scale", 1.0))
+
+
 def model_inputs(entry: dict, n: int) -> np.ndarray:
     """n float inputs for a fixture model: its stored reference inputs, then (when it has
     fewer than n) seeded variations of them (flips, shifts, noise) within their range."""

@@ -37,7 +37,7 @@ class ScnCase:
     meta: dict = field(default_factory=dict)
 
 
-class _G:
+class ScnGraph:
     """A small graph builder; `form` picks how per-channel weight widths are written."""
 
     def __init__(self, form: str):
@@ -116,7 +116,7 @@ def _activation(G, rng, x, c: int, conv: bool, act: dict, per_channel_act: bool)
 
 def _build(seed: int, form: str):
     rng = np.random.default_rng(seed)
-    G = _G(form)
+    G = ScnGraph(form)
     conv = bool(rng.random() < 0.4)
     act = {"kind": "bipolar"} if rng.random() < 0.4 else \
         {"kind": "uint", "bits": int(rng.integers(2, 5)), "scale": 2.0 ** int(rng.integers(-3, 0))}

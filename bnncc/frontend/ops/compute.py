@@ -114,7 +114,7 @@ class ComputeOps:
         x, w = ins[0], ins[1]
         if not isinstance(x, Act) or not isinstance(w, Const):
             raise self.err("Conv must be activation x constant weights", node)
-        x = self.integer(x, node)
+        x = self.canonical_input(self.integer(x, node))
         self._spatial(node, x)
         groups = int(attrs.get("group", 1))
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
@@ -123,8 +123,14 @@ class ComputeOps:
             raise self.err("auto_pad SAME_* is not supported; export explicit pads", node)
         s, r, add = self.int_input(x, node)
         wq, ws, wdt = self.weights(w, node, axis=0)
+        if wq.ndim != 4:
+            raise self.err(f"Conv weights must be 4-D (OC, IC, KH, KW), got {list(wq.shape)}",
+                           node)
         w_real = wq * ws[:, None, None, None]
         oc, ic, kh, kw = wq.shape
+        if "kernel_shape" in attrs and list(attrs["kernel_shape"]) != [kh, kw]:
+            raise self.err(f"kernel_shape {list(attrs['kernel_shape'])} contradicts the "
+                           f"weights' {kh}x{kw} kernel", node)
         _, c, h, wd = x.shape
         if groups < 1 or c % groups or oc % groups or ic * groups != c:
             raise self.err(f"group={groups} does not split {c} input channels into groups of "

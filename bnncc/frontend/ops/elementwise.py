@@ -29,6 +29,8 @@ class ElementwiseOps:
             raise self.err(f"constant of shape {list(np.shape(c))} would broadcast the "
                            f"tensor of shape {list(x.shape)}", node)
         p = np.broadcast_to(np.asarray(c, np.float32), x.shape).copy()
+        if not np.all(np.isfinite(p)):
+            raise self.err(f"{node.op_type} by a constant holding NaN or Inf", node)
         return Act(x.shape, x.pos, x.src, x.dtype, x.chain + [ChainOp(name, (p,), node.name)],
                    x.shared or self.consumers.get(node.input[0], 1) > 1)
 
@@ -59,6 +61,10 @@ class ElementwiseOps:
         params = tuple(np.broadcast_to(self.const(n, node).reshape(shp), x.shape).copy()
                        for n in node.input[1:5])
         eps = np.float32(attrs.get("epsilon", 1e-5))
+        if not all(np.all(np.isfinite(p)) for p in params):
+            raise self.err("BatchNormalization parameters hold NaN or Inf", node)
+        if np.any(params[3] + eps <= 0):
+            raise self.err("BatchNormalization variance + epsilon must be positive", node)
         return Act(x.shape, x.pos, x.src, x.dtype,
                    x.chain + [ChainOp("bn", params + (eps,), node.name)], x.shared)
 

@@ -1,5 +1,5 @@
 """Output heads: ArgMax / TopK in hardware when exact on integers, else on the host;
-a final Softmax on the host."""
+a final Softmax or LogSoftmax on the host."""
 from __future__ import annotations
 
 import numpy as np
@@ -65,27 +65,38 @@ class HeadOps:
             raise self.err("TopK values output is used; only the indices are supported", node)
         return [None, self._head(node, x, k, attrs.get("axis", -1), True, False)]
 
-    @handles("Softmax")
-    def op_Softmax(self, node, ins, attrs):
-        """A final Softmax stays on the host; the hardware returns the logits."""
+    def _host_head(self, node, ins, attrs, fn, label: str):
+        """A final Softmax / LogSoftmax stays on the host; the hardware returns the logits."""
         x = ins[0]
         if not isinstance(x, Act) or hasattr(x, "head") or len(x.shape) != 2 or \
                 attrs.get("axis", -1) % 2 != 1:
-            raise self.err("only a final Softmax over the features of a (1, C) tensor is "
-                           "supported (it runs on the host)", node)
+            raise self.err(f"only a final {node.op_type} over the features of a (1, C) tensor "
+                           "is supported (it runs on the host)", node)
         if self.consumers.get(node.output[0], 0) != 1 or \
                 node.output[0] != self.model.graph.output[0].name:
-            raise self.err("Softmax must be the model's last op (it runs on the host)", node)
+            raise self.err(f"{node.op_type} must be the model's last op (it runs on the host)",
+                           node)
+        fn.label = label
+        y = Act(x.shape, x.pos, x.src, x.dtype, x.chain, x.shared)
+        y.head, y.out_dtype, y.out_shape = fn, "float32", x.shape
+        self.notes.append(f"{node.name}: {label} runs on the host; the hardware returns logits")
+        return y
 
+    @handles("Softmax")
+    def op_Softmax(self, node, ins, attrs):
         def head(t):
             t = np.asarray(t, np.float32)
             e = np.exp(t - t.max(axis=-1, keepdims=True))
             return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-        head.label = "softmax"
-        y = Act(x.shape, x.pos, x.src, x.dtype, x.chain, x.shared)
-        y.head, y.out_dtype, y.out_shape = head, "float32", x.shape
-        self.notes.append(f"{node.name}: softmax runs on the host; the hardware returns logits")
-        return y
+        return self._host_head(node, ins, attrs, head, "softmax")
+
+    @handles("LogSoftmax")
+    def op_LogSoftmax(self, node, ins, attrs):
+        def head(t):   # onnxruntime's form: (x - max) - log(sum(exp(x - max)))
+            t = np.asarray(t, np.float32)
+            d = t - t.max(axis=-1, keepdims=True)
+            return (d - np.log(np.exp(d).sum(axis=-1, keepdims=True))).astype(np.float32)
+        return self._host_head(node, ins, attrs, head, "log-softmax")
 
     @handles("ArgMax")
     def op_ArgMax(self, node, ins, attrs):

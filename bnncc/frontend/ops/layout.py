@@ -72,6 +72,11 @@ class LayoutOps:
     @handles("Flatten")
     def op_Flatten(self, node, ins, attrs):
         axis = attrs.get("axis", 1)
+        x = ins[0]
+        rank = len(x.shape if isinstance(x, Act) else np.shape(x.value))
+        if not -rank <= axis <= rank:
+            raise self.err(f"Flatten axis {axis} is out of range for a rank-{rank} tensor", node)
+
         def fn(a):
             ax = axis % a.ndim if a.ndim else 0
             return a.reshape(int(np.prod(a.shape[:ax])), -1)
@@ -121,8 +126,8 @@ class LayoutOps:
         return self._fold_quant_const(node, ins, folded,
                                       lambda a: np.take(a, idx, axis=axis))
 
-    @handles("Cast", "Pow", "Sqrt", "Neg", "Range", "ConstantOfShape", "Expand", "Slice",
-             "Floor", "Ceil", "Exp", "Log", "Reciprocal")
+    @handles("Pow", "Sqrt", "Range", "ConstantOfShape", "Expand", "Slice", "Floor", "Ceil",
+             "Exp", "Log", "Reciprocal")
     def _const_only(self, node, ins, attrs):
         folded = self.generic(node, ins, attrs)
         if folded is None:

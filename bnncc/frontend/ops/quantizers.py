@@ -29,6 +29,11 @@ class QuantOps:
             raise self.err(f"quantizer parameter of shape {list(val.shape)} does not "
                            f"broadcast to {list(shape)}", node) from None
 
+    def _check_scale(self, node, scale):
+        bad = scale[~(np.isfinite(scale) & (scale > 0))]
+        if bad.size:
+            raise self.err(f"quantizer scale must be positive and finite, got {bad[0]:g}", node)
+
     @handles("Quant")
     def op_Quant(self, node, ins, attrs):
         x = ins[0]
@@ -45,8 +50,9 @@ class QuantOps:
         rounding = _s(attrs.get("rounding_mode", "ROUND")).upper()
         if rounding not in ROUNDING_MODES:
             raise self.err(f"unknown rounding mode {rounding}", node)
-        if np.any(scale <= 0):
-            raise self.err("quantizer scale must be positive", node)
+        self._check_scale(node, scale)
+        if not np.all(np.isfinite(zeropt)):
+            raise self.err("zero-point must be finite", node)
         if bits_arr.size > 1 or bits_arr.ravel()[0] == 0:   # per-channel widths (or 0 bits)
             try:
                 bits_full = np.broadcast_to(bits_arr, shape)
@@ -63,6 +69,10 @@ class QuantOps:
             dtype = DataType.int(bits, narrow)
         else:
             dtype = DataType.uint(bits, narrow)
+        if np.any(zeropt < dtype.min) or np.any(zeropt > dtype.max):
+            bad = zeropt[(zeropt < dtype.min) | (zeropt > dtype.max)]
+            raise self.err(f"zero-point {bad.ravel()[0]:g} is outside the quantized type "
+                           f"{dtype}'s range [{dtype.min}, {dtype.max}]", node)
         quant = IntQuant(dtype, scale, zeropt, rounding)
         return self.quantize(node, x, quant)
 
@@ -71,8 +81,7 @@ class QuantOps:
         x = ins[0]
         shape = x.value.shape if isinstance(x, Const) else x.shape
         scale = self._qparam(node, 1, shape)
-        if np.any(scale <= 0):
-            raise self.err("quantizer scale must be positive", node)
+        self._check_scale(node, scale)
         return self.quantize(node, x, BipolarQuant(DataType.bipolar(), scale, np.zeros(shape)))
 
     @handles("Sign")
@@ -89,6 +98,7 @@ class QuantOps:
             return self._const_only(node, ins, attrs)
         shape = x.shape
         scale, zeropt = self._qparam(node, 1, shape), self._qparam(node, 2, shape)
+        self._check_scale(node, scale)
         in_bits = int(np.asarray(self.const(node.input[3], node)).ravel()[0])
         rounding = _s(attrs.get("rounding_mode", "FLOOR")).upper()
         opset = {o.domain: o.version for o in self.model.opset_import}.get(node.domain, 2)
@@ -158,6 +168,8 @@ class QuantOps:
         return self.fold(node, x, quant)
 
     def quantize_const(self, node, c: Const, quant):
+        if not np.all(np.isfinite(np.asarray(c.value, np.float64))):
+            raise self.err("the quantized constant (weights) holds NaN or Inf", node)
         q = quant.values(quant.levels(np.asarray(c.value, np.float32)))
         value = ((q - quant.zeropt) * quant.scale).astype(np.float32)
         dtype = quant.dtype
@@ -207,7 +219,7 @@ class QuantOps:
             chain.append(ChainOp(op.op, tuple(params), op.node))
         qparams = {}
         for k in ("scale", "zeropt", "in_scale", "in_zeropt", "trunc_scale", "qmin", "qmax",
-                  "sign1"):
+                  "sign1", "threshold"):
             v = getattr(quant, k, None)
             if v is not None:
                 r = reduce_channels(np.broadcast_to(v, x.shape), channel_of, nch)

@@ -1,0 +1,116 @@
+"""Logic depth of the generated RTL and the depth the board clock allows.
+
+A block's logic depth is its longest register-to-register path in cells: LUTs, MUXF7/8
+and carry cells (CARRY4 on 7-series, CARRY8 on UltraScale+) each count one level. That
+is what Yosys `ltp -noff` reports after `synth_xilinx` once the flip-flops and block RAMs
+are deleted (so paths start and end at them); hw_tests/test_timing.py compares this
+model with it.
+
+Budget rule (documented in docs/timing.md): after placement and routing, one level costs
+about 1.0 ns on 7-series and 0.6 ns on UltraScale+ (a LUT and its net; a carry cell is
+faster, so counting it as a level is on the safe side). A block meets the clock when
+levels x ns per level <= the period: budget = floor(period / ns per level), e.g. 5 levels
+on a ZC706 at 200 MHz, 8 on a ZCU104 at 200 MHz, 5 on an Alveo U250 at 300 MHz.
+
+The structure follows the templates: an adder or comparator of w bits is one LUT level
+(propagate / generate) plus ceil(w / carry bits) carry cells; the MVAU's adder tree
+registers every pairwise level, so its depth does not grow with SIMD.
+"""
+from __future__ import annotations
+
+from math import ceil
+
+NS_PER_LEVEL = {"xc7": 1.0, "xcup": 0.6}
+CARRY_BITS = {"xc7": 4, "xcup": 8}
+
+
+def budget(family: str, clock_mhz: float) -> int:
+    """Levels per register-to-register path the clock allows on this family."""
+    return int((1e3 / float(clock_mhz)) / NS_PER_LEVEL.get(family, 1.0) + 1e-9)
+
+
+def adder(w: int, family: str) -> int:
+    """Levels of a w-bit add, subtract or compare on the carry chain."""
+    return 1 + ceil(max(1, int(w)) / CARRY_BITS.get(family, 4))
+
+
+def mux_levels(inputs: int) -> int:
+    """LUT6 levels of an n-to-1 selection (a LUT6 is a 4:1 mux; MUXF7/F8 extend it)."""
+    lv, n = 0, max(1, int(inputs))
+    while n > 1:
+        n = ceil(n / 4)
+        lv += 1
+    return lv
+
+
+def counter(w: int, family: str) -> int:
+    """A w-bit counter with wrap compare and enable: the compare feeds the increment mux."""
+    return adder(w, family) + 1
+
+
+def mvau(l, family: str) -> dict:
+    """templates/rtl/mvau.v.j2, stage by stage."""
+    from .layers.cost import ubits
+    nf, sf = l.mh // l.pe, l.mw // l.simd
+    depth = nf * sf
+    lw, levels = l.rtl_tree()
+    _, accw = l.rtl_widths()
+    nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
+    sel = 1 if nf > 1 else 0                        # x = r_nf0 ? in_q : buf_q
+    if l.binary:
+        first = sel + adder(levels[0][1], family)   # XNOR folds into the adder's LUT
+    elif l.wdt.is_bipolar or l.idt.is_bipolar:
+        first = sel + 1 + adder(levels[0][1], family)     # +-x, then the pair sum
+    else:
+        xa, wa = l.mul_widths()
+        prod = 1 if xa + wa <= 6 else adder(xa + wa, family) + ceil(min(xa, wa) / 2)
+        first = sel + prod + adder(levels[0][1], family)
+    stages = {"tree_1": first}
+    for k, (_, w) in enumerate(levels[1:], start=2):
+        stages[f"tree_{k}"] = adder(w, family)
+    stages["accumulate"] = adder(accw, family)
+    if nt:
+        stages["compare"] = adder(accw, family)
+        if nt > 1:
+            stages["count"] = ubits(nt)
+    stages["issue"] = counter(ubits(depth - 1), family)
+    if depth > 1 and getattr(l, "mem_style", None) == "lut":
+        stages["weight_rom"] = 1 + mux_levels(ceil(depth / 64))
+    return stages
+
+
+def thresholding(l, family: str) -> dict:
+    """templates/rtl/thresholding.v.j2: FIFO read, optional negate, compares, count."""
+    from .layers.cost import ubits
+    nt = int(l.thresholds.shape[1])
+    tw = l.rtl_tw()
+    neg = l.negate is not None and bool(any(l.negate))
+    return {"compare": 1 + (adder(tw, family) if neg else 0) + adder(tw, family)
+            + (ubits(nt) if nt > 1 else 0)}
+
+
+def generic(l, family: str) -> dict:
+    """Counters and a per-lane operation: window, pool, width converter, streams."""
+    from .layers.cost import ubits
+    words = max(1, int(l.cycles()))
+    st = {"control": counter(ubits(words), family)}
+    kind = type(l).__name__
+    if kind in ("MaxPool", "SumPool"):
+        st["lane"] = 1 + adder(l.odt.bits, family) + 1
+    elif kind == "AddStreams":
+        st["lane"] = adder(l.sum_width(), family) + 1
+    elif kind == "SlidingWindow" and not l.parallel:
+        st["address"] = 2 * adder(ubits(words), family)
+    elif kind == "LabelSelect":
+        st["insert"] = l.pe * l.k * (adder(l.idt.bits + 1, family) + 1)
+    return st
+
+
+def layer_depth(l, family: str) -> dict:
+    """{stage: levels} of one block."""
+    from .layers import MVAU, Thresholding
+    if isinstance(l, MVAU):
+        return mvau(l, family)
+    if isinstance(l, Thresholding):
+        return thresholding(l, family)
+    return generic(l, family)
