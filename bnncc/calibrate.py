@@ -173,6 +173,10 @@ PINNED = {"SWG": {"LUT": {3: 1.0}}, "SWGP": {"LUT": {0: 1.0, 1: 1.0}},
           "CONCAT": {"LUT": {4: 1.0}}, "POOL": {"LUT": {2: 1.0}}, "FIFO": {"LUT": {0: 1.0}},
           # MVAU FF feature 6: adder-tree pipeline registers and registered compares
           "MVAU_BIN": {"FF": {6: 1.0}}, "MVAU_INT": {"FF": {6: 1.0}}}
+# Coefficients one model shares with another because the RTL is the same code: the weight
+# ROM in logic deeper than 64 words (LUT feature 9) of an integer MVAU is the binary one's
+# wrom; the integer sweep has too few deep LUT ROMs to fit it (the fit gave 0.0).
+TIED = {("MVAU_INT", "LUT", 9): ("MVAU_BIN", "LUT", 9)}
 
 
 def model_features(layer) -> tuple[str, list, list]:
@@ -245,6 +249,9 @@ def fit(points: list[dict], cells: list[dict]) -> dict:
             for j, v in zip(free, x):
                 c[j] = round(float(v), 4)
             out[key][r] = c
+    for (k, r, j), (k2, r2, j2) in TIED.items():
+        if k in out and k2 in out:
+            out[k][r][j] = out[k2][r2][j2]
     return out
 
 
@@ -298,7 +305,8 @@ def markdown(train: list[dict], held: list[dict], family: str) -> str:
         "it) times coefficients in `bnncc/layers/coefficients.json`. The coefficients are "
         "fitted by non-negative least squares on relative error (`calibrate.fit`) on the "
         "**training sweep** only (`bnncc/cal_points.TRAIN`, hand-picked shapes); LUT RAM "
-        "features keep coefficient 1 (the mapping is exact). No layer's LUT estimate is "
+        "features keep coefficient 1 (the mapping is exact); the integer MVAU's deep LUT-ROM "
+        "term shares the binary MVAU's coefficient (`TIED`: the same RTL ROM). No layer's LUT estimate is "
         "below its physical floor (`lut_floor()`: a ROM in logic of D words x W bits needs "
         "W x ceil(D / 64) LUT6, LUT RAM its mapped cells). The **held-out set** "
         "(`cal_points.heldout()`, seed `HELDOUT_SEED`) is random layers of every kind "
