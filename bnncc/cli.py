@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from . import __version__, api
+from .entry import Terminated, install_handlers
 from .errors import BnnccError
 
 
@@ -32,8 +33,12 @@ def _save_npy(path: str, arr: np.ndarray) -> None:
     try:
         np.save(tmp, arr)
         os.replace(tmp, path)
-    except OSError as e:
-        raise BnnccError(f"cannot write output: {e.strerror}", file=path) from None
+    except BaseException as e:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise BnnccError(f"cannot write output: {e.strerror}", file=path) from None
+        raise
 
 
 def _scale(text: str) -> float:
@@ -65,7 +70,16 @@ def cmd_inspect(a) -> int:
     return 0
 
 
+def _not_an_input(out: str, *inputs: str) -> None:
+    """`-o` must not name the model or the batch it is computed from."""
+    for p in inputs:
+        if os.path.exists(p) and os.path.exists(out) and os.path.samefile(out, p):
+            raise BnnccError("the output file is one of the inputs; refusing to overwrite it",
+                             file=out)
+
+
 def cmd_run(a) -> int:
+    _not_an_input(a.output, a.model, a.input)
     design, _, _ = _prepare(a)
     x = api.input_array(design, _load_npy(a.input), a.input)
     y = api.run(design, x, a.engine)
@@ -379,6 +393,8 @@ def _quiet_stdout() -> None:
 def main(argv=None) -> int:
     """Exit codes: 0 success, 1 verification mismatch, 2 bad or unsupported input (or a
     file that cannot be written), 3 internal error, 130 interrupted, 141 broken pipe."""
+    if argv is None:   # a real process (the console script): SIGTERM cleans up too
+        install_handlers()
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     debug = _debug_wanted(argv)
     argv = [a for a in argv if a != "--debug"]
@@ -400,6 +416,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         _say("bnncc: interrupted")
         return 130
+    except Terminated:
+        _say("bnncc: terminated")
+        return 143
     except BrokenPipeError:
         _quiet_stdout()
         _say("bnncc: error: the output pipe was closed before bnncc finished writing")

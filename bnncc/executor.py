@@ -133,6 +133,16 @@ def read_model(path: str) -> bytes:
 
 
 _CACHE: dict[tuple, object] = {}
+KEEP = 16            # models (and, in bnncc.sweep, model x board workspaces) a worker keeps
+
+
+def remember(cache: dict, key, value, keep: int = KEEP):
+    """Store value, dropping the oldest entries beyond `keep` (a long-lived worker serves
+    many jobs)."""
+    cache[key] = value
+    while len(cache) > keep:
+        cache.pop(next(iter(cache)))
+    return value
 _LOCK = threading.Lock()
 
 
@@ -161,5 +171,5 @@ def cached_design(ref: ModelRef, data: bytes | None = None):
             else:
                 raise BnnccError("this worker cannot read the model (or sees a different "
                                  "file there)", file=ref.path)
-            _CACHE[key] = design
+            remember(_CACHE, key, design)
         return copy.deepcopy(_CACHE[key])

@@ -135,7 +135,8 @@ def _clean_stale(out: Path) -> None:
             pre = f".{out.name}{tag}"
             if s.name.startswith(pre) and s.name[len(pre):].isdigit():
                 pid = int(s.name[len(pre):])
-                if pid != os.getpid() and not _alive(pid) and (s / MARKER).is_file():
+                if pid != os.getpid() and not _alive(pid) and \
+                        ((s / MARKER).is_file() or not any(s.iterdir())):
                     shutil.rmtree(s, ignore_errors=True)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .boards import RESOURCES
 from .errors import BnnccError
-from .executor import ModelRef, cached_design
+from .executor import ModelRef, cached_design, remember
 
 BOARD_BUDGET = {r: 1.0 for r in RESOURCES}   # the whole board: where the ladder starts
 PIECE = 8                                     # targets per ladder task
@@ -57,7 +57,7 @@ def _workspace(ref, board, data):
         if key not in _WORKSPACES:
             from .folding import build_units
             design = cached_design(ref, data)
-            _WORKSPACES[key] = (threading.Lock(), design, build_units(design, board))
+            remember(_WORKSPACES, key, (threading.Lock(), design, build_units(design, board)))
         return _WORKSPACES[key]
 
 

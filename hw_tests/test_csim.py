@@ -32,6 +32,7 @@ from bnncc.testing.designs import chain_design as make_design
 from bnncc.testing.designs import fixture_index as _index
 from bnncc.testing.designs import load_fixture
 from bnncc.testing.designs import generated_design, graph_design, model_inputs, pool_model
+from bnncc.testing.designs import padded_design
 from bnncc.testing.designs import rand_values
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,6 +102,14 @@ def test_fixture_model(entry):
 def test_random_network(seed):
     d, q = generated_design(seed, integer=False)
     check(d, q, trace=False)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_padded_network(seed):
+    """Random padded binary conv networks (border corrections), both MVAU code paths."""
+    d, q = padded_design(seed)
+    check(d, q, trace=False)
+    check(d, q, trace=False, hw_path=True)
 
 
 @pytest.mark.parametrize("seed", _residual_seeds())

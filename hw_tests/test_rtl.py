@@ -26,6 +26,7 @@ from bnncc.testing.designs import chain_design as make_design
 from bnncc.testing.designs import fixture_index as _index
 from bnncc.testing.designs import load_fixture
 from bnncc.testing.designs import generated_design, graph_design, model_inputs, pool_model, rand_values
+from bnncc.testing.designs import padded_design
 
 REPO = Path(__file__).resolve().parent.parent
 BIP = DataType.bipolar()
@@ -114,6 +115,30 @@ def test_fixture_model(entry):
 def test_random_network(seed):
     d, q = generated_design(seed, integer=False)
     check_stream(d, q, seed=seed)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_padded_network(seed):
+    """Random padded binary conv networks (border corrections): exact under
+    backpressure, cycles per frame within 5% of the estimate."""
+    d, q = padded_design(seed)
+    check_stream(d, q, seed=seed)
+
+
+@pytest.mark.parametrize("name", ["bnn_tutorial_pads1", "bnn_stride2_pads1"])
+def test_padded_fixture_max_fps(name):
+    """The padded fixtures at the optimizer's folding (wide SIMD: deep adder trees, so the
+    correction has to meet its word several pipeline stages after issue)."""
+    from bnncc import api
+    from bnncc.boards import get_board
+    from bnncc.folding import fold_max_fps
+    (entry,) = [e for e in _index() if e["name"] == name]
+    d = api.load(str(FIXTURES / entry["model"]))
+    fold_max_fps(d, get_board("pynq-z2"), 100.0)
+    assert max(len(l.rtl_tree()[1]) for l in d.layers()
+               if isinstance(l, MVAU) and l.border is not None) > 2
+    x = model_inputs(entry, 8)
+    check_stream(d, d.quantize_input(x))
 
 
 def _residual_seeds(n: int) -> list[int]:

@@ -18,7 +18,10 @@ weights and BatchNorm statistics (the fixtures test compilation, not accuracy):
                   BatchNorm, as BinaryNet does) -> conv3x3 32
                   -> view -> 128->10 -> LogSoftmax   (convs without padding)
 
-Each is exported twice with a dynamic batch axis: TorchScript (`torch.onnx.export(...,
+  binarynet_sr    (1, 1, 10, 10) -> conv3x3 8 -> BatchNorm -> Hardtanh -> sign -> conv3x3 4
+                  -> PixelShuffle(2) (DepthToSpace): the super-resolution tutorial's shape
+
+Each (the super-resolution net: TorchScript only) is exported twice with a dynamic batch axis: TorchScript (`torch.onnx.export(...,
 dynamo=False, dynamic_axes=...)`: Shape/Gather/Unsqueeze/Concat/Reshape for the view,
 BatchNormalization nodes) and dynamo (`dynamo=True, dynamic_shapes=...`: the exporter
 folds Sign(w) and BatchNorm into the Conv / Gemm weights, s_c * sign(w), and a bias).
@@ -123,8 +126,19 @@ def build(kind: str, seed: int):
             x = x.view(x.size(0), -1)
             return F.log_softmax(self.bfc(self.fc(x)), dim=1)
 
-    m = (MLP if kind == "mlp" else CNN)().eval()
-    shape = (1, 8, 8) if kind == "mlp" else (3, 12, 12)
+    class SuperRes(nn.Module):      # PyTorch's super-resolution tutorial, binarized
+        def __init__(self):
+            super().__init__()
+            self.c1, self.b1 = BinConv(1, 8, first=True), nn.BatchNorm2d(8)
+            self.c2 = BinConv(8, 4)
+            self.shuffle = nn.PixelShuffle(2)
+            self.act = nn.Hardtanh()
+
+        def forward(self, x):
+            return self.shuffle(self.c2(self.act(self.b1(self.c1(x)))))
+
+    m = {"mlp": MLP, "cnn": CNN, "sr": SuperRes}[kind]().eval()
+    shape = {"mlp": (1, 8, 8), "cnn": (3, 12, 12), "sr": (1, 10, 10)}[kind]
     # BatchNorm statistics near the accumulators' spread so every sign is informative
     with torch.no_grad():
         x = torch.floor(torch.rand(64, *shape) * 256) * INPUT_SCALE
@@ -170,11 +184,11 @@ def main(argv=None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     index_path = a.out / "index.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else []
-    for seed, kind in enumerate(("mlp", "cnn")):
+    for seed, kind in enumerate(("mlp", "cnn", "sr")):
         m, shape = build(kind, 20261201 + seed)
         rng = np.random.default_rng(seed)
         x = (rng.integers(0, 256, (N_REFS, *shape)) * INPUT_SCALE).astype(np.float32)
-        for dynamo in (False, True):
+        for dynamo in ((False, True) if kind != "sr" else (False,)):
             name = f"binarynet_{kind}_{'dynamo' if dynamo else 'legacy'}"
             path = folder / f"{name}.onnx"
             export(m, shape, path, dynamo)
@@ -183,7 +197,8 @@ def main(argv=None) -> int:
             np.savez_compressed(folder / f"{name}.refs.npz", inputs=x, outputs=y)
             entry = {"name": name, "model": f"tutorial/{name}.onnx",
                      "refs": f"tutorial/{name}.refs.npz", "family": "tutorial",
-                     "output_kind": "logits", "input_type": "UINT8",
+                     "output_kind": "logits" if kind != "sr" else "activations",
+                     "input_type": "UINT8",
                      "input_scale": INPUT_SCALE}
             index = [e for e in index if e["name"] != name] + [entry]
             print(f"{name}: {path.stat().st_size} bytes, ops "

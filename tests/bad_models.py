@@ -301,7 +301,7 @@ _CONV_ATTRS = {
     "conv_kernel_three_dims": (2, "kernel_shape", [3, 3, 3]), "conv_dilation_0": (2, "dilations", [0, 1]),
     "conv_dilation_2": (2, "dilations", [2, 2]), "conv_group_0": (2, "group", 0),
     "conv_group_negative": (2, "group", -2), "conv_auto_pad_bad": (2, "auto_pad", "FOO"),
-    "conv_auto_pad_int": (2, "auto_pad", 1), "conv_auto_pad_same": (2, "auto_pad", "SAME_UPPER"),
+    "conv_auto_pad_int": (2, "auto_pad", 1), "conv_auto_pad_lowercase": (2, "auto_pad", "same_upper"),
     "conv_unknown_attr": (2, "bogus", [1]),
     "maxpool_kernel_0": (5, "kernel_shape", [0, 2]), "maxpool_kernel_negative": (5, "kernel_shape", [-2, 2]),
     "maxpool_stride_0": (5, "strides", [0, 0]), "maxpool_stride_negative": (5, "strides", [-2, 2]),
@@ -420,7 +420,8 @@ def _extra_node(bad=False):
 
 
 CASES = (FILE_CASES + list(MODEL_CASES) + EXTERNAL_CASES + list(BATCH_CASES) +
-         list(BATCH_FILES) + list(BATCH_DECLARED) + list(LEGAL_CASES) + list(LEGAL_BATCHES))
+         list(BATCH_FILES) + list(BATCH_DECLARED) + list(LEGAL_CASES) + list(LEGAL_BATCHES) +
+         ["legal_external_data"])
 
 
 def _write_external(name, folder):
@@ -438,7 +439,7 @@ def _write_external(name, folder):
         os.symlink(os.path.abspath(target), os.path.join(folder, "link.bin"))
     elif name == "external_is_directory":
         os.makedirs(os.path.join(folder, "adir"), exist_ok=True)
-    elif name in _EXTERNAL:
+    elif name in _EXTERNAL or name == "legal_external_data":
         open(os.path.join(folder, "w1.bin"), "wb").write(raw)
     return m
 
@@ -473,6 +474,8 @@ def make_case(name: str, folder: str) -> Case:
         kind, args, batch = "batch", ["--input-type", "INT4"], BATCH_DECLARED[name]
     elif name in LEGAL_CASES:
         m, kind = LEGAL_CASES[name](), "legal"
+    elif name == "legal_external_data":
+        m, kind = _write_external(name, folder), "legal"
     elif name in LEGAL_BATCHES:
         m, kind, batch = good_model(), "legal", LEGAL_BATCHES[name]
     else:
@@ -486,12 +489,6 @@ def make_case(name: str, folder: str) -> Case:
         batch = np.linspace(-1, 1, 2 * int(np.prod(dims[1:]))).reshape([2] + dims[1:])
         batch = batch.astype(np.float32)
     return Case(path, kind, args, batch, batch_file)
-
-
-def input_shape(case: Case) -> list[int]:
-    import onnx
-    m = onnx.load(case.path)
-    return [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
 
 
 if __name__ == "__main__":

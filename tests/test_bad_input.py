@@ -147,3 +147,15 @@ def test_installed_entry_point_has_no_traceback(case, tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_run_never_overwrites_its_inputs(tmp_path, cli):
+    path = tmp_path / "good.onnx"
+    data = good_model().SerializeToString()
+    path.write_bytes(data)
+    np.save(tmp_path / "in.npy", np.zeros((2, 16), np.float32))
+    batch = (tmp_path / "in.npy").read_bytes()
+    for out in (path, tmp_path / "in.npy"):
+        rc, _, err = cli("run", path, "-i", tmp_path / "in.npy", "-o", out)
+        assert rc == 2 and "inputs" in err and len(err.strip().splitlines()) == 1
+    assert path.read_bytes() == data and (tmp_path / "in.npy").read_bytes() == batch

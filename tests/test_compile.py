@@ -1,6 +1,7 @@
-"""`bnncc compile`: deterministic output, all-or-nothing output directory, refusal to
-replace a directory bnncc did not create, and nothing written outside DIR. No hardware
-tools needed."""
+"""`bnncc compile`: deterministic output, an output directory that is complete or not there
+(written beside DIR and swapped in), refusal to use a directory bnncc did not create, and
+never deleting a file bnncc did not write (--force, --keep-others, the model inside DIR).
+Nothing is written outside DIR. No hardware tools needed."""
 from __future__ import annotations
 
 import os

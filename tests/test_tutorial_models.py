@@ -24,7 +24,21 @@ def close_f32(y: np.ndarray, ref: np.ndarray) -> None:
 
 def test_every_export_form_is_present():
     assert {c["name"] for c in CASES} == {f"binarynet_{k}_{e}" for k in ("mlp", "cnn")
-                                         for e in ("legacy", "dynamo")} | {"larq_nhwc_cnn"}
+                                         for e in ("legacy", "dynamo")} | \
+        {"larq_nhwc_cnn", "binarynet_sr_legacy"}
+
+
+def test_super_resolution_depth_to_space_is_exact():
+    """PixelShuffle exports as DepthToSpace: a reordering the host does at the output; the
+    outputs are integers times a scale, so they equal onnxruntime's exactly."""
+    case = next(c for c in CASES if c["name"] == "binarynet_sr_legacy")
+    m = onnx.load(fixture_path(case["model"]))
+    assert m.graph.node[-1].op_type == "DepthToSpace"
+    refs = np.load(fixture_path(case["refs"]))
+    d = load_fixture(case)
+    y = np.asarray(d.run(refs["inputs"])).reshape(refs["outputs"].shape)
+    assert np.array_equal(y, refs["outputs"])
+    assert d.output_shape == (1, 1, 12, 12) and d.layers()[-1].out_shape == (6, 6, 4)
 
 
 def test_channels_last_input_is_reordered_on_the_host():

@@ -195,7 +195,7 @@ def _ctx_mvau(l: MVAU, c: dict) -> dict:
     if l.mh % pe or l.mw % simd:
         raise BnnccError(f"{l.name}: PE={pe} must divide MH={l.mh} and SIMD={simd} MW={l.mw}")
     if l.binary:
-        acc_bits = signed_bits(0, l.mw)
+        acc_bits = signed_bits(-(l.mw // 2), l.mw)   # a border start value may dip to -MW/2
     else:
         xmax = max(abs(l.idt.min), abs(l.idt.max))
         bound = int(np.abs(l.weights).sum(axis=1).max(initial=0)) * xmax
@@ -215,6 +215,7 @@ def _ctx_mvau(l: MVAU, c: dict) -> dict:
              in_chunks=-(-c["in_bits"] // 64),
              acc_bits=acc_bits, weight_rows=[_rows(row) for row in lits],
              thresholds=None, nt=0, tbits=0, tctype="int", threshold_rows=[], out_base=0)
+    c["border"] = _border_ctx(l) if l.border is not None else None
     if l.thresholds is not None:
         t = np.asarray(l.thresholds, np.int64)
         if l.odt.is_bipolar and t.shape[1] != 1:
@@ -224,6 +225,18 @@ def _ctx_mvau(l: MVAU, c: dict) -> dict:
                  threshold_rows=_threshold_rows(l.threshold_tiles()),
                  out_base=out_levels(l.odt)[0])
     return c
+
+
+def _border_ctx(l: MVAU) -> dict:
+    """Class tables and per-PE correction rows: PE p, address cls * NF + nf holds the
+    correction of row nf * PE + p in class cls."""
+    b, nf = l.border, l.mh // l.pe
+    corr = l.corrections()                                      # (NCLS, MH)
+    tiles = corr.reshape(b.n_classes, nf, l.pe).transpose(2, 0, 1).reshape(l.pe, -1)
+    return dict(oh=b.out_hw[0], ow=b.out_hw[1], ncol=b.n_col, depth=b.n_classes * nf,
+                rowcls=", ".join(map(str, b.rows()[0].tolist())),
+                colcls=", ".join(map(str, b.cols()[0].tolist())),
+                rows=[_rows(r) for r in tiles.tolist()])
 
 
 def _ctx_vvau(l: VVAU, c: dict) -> dict:

@@ -131,13 +131,36 @@ def _mvau(l: MVAU, mod: str, files: dict) -> dict:
                iw=l.simd * xb, ow=l.pe * l.odt.bits, nfw=ubits(nf - 1), sfw=ubits(sf - 1),
                waw=ubits(nf * sf - 1), wmem=f"{mod}_w.mem", out_base=out_base(l.odt),
                rom_style=rom_style(l), lw=lw, tree=tree, dot_ext=dot_ext, fd=fd,
-               uw=ubits(fd))
+               uw=ubits(fd), border=None)
+    if l.border is not None:
+        ctx["border"] = _border(l, mod, nf, accw, files)
     if nt:
         t = np.clip(l.threshold_tiles(), lo - 1, hi + 1)   # (PE, NF, nT)
         tc = (t & ((1 << accw) - 1)).astype(np.uint64).transpose(1, 0, 2).reshape(nf, l.pe * nt)
         files[f"{mod}_t.mem"] = mem_lines(tc, accw)
         ctx["tmem"] = f"{mod}_t.mem"
     return ctx
+
+
+def _border(l: MVAU, mod: str, nf: int, accw: int, files: dict) -> dict:
+    """Class decode (case tables listing the pixels outside the most common class) and the
+    correction ROM: address cls * NF + nf holds the PE corrections of that class."""
+    b = l.border
+    corr = l.corrections()                                       # (NCLS, MH)
+    cw = min(sbits(int(corr.min()), int(corr.max())), accw)
+    words = corr.reshape(b.n_classes * nf, l.pe) & ((1 << cw) - 1)
+    files[f"{mod}_c.mem"] = mem_lines(words.astype(np.uint64), cw)
+    (oh, ow), depth = b.out_hw, b.n_classes * nf
+
+    def cases(ids):
+        default = int(np.bincount(ids).argmax())
+        return default, [(i, int(k)) for i, k in enumerate(ids) if k != default]
+    rdef, rcases = cases(b.rows()[0])
+    cdef, ccases = cases(b.cols()[0])
+    return dict(oh=oh, ow=ow, oyw=ubits(oh - 1), oxw=ubits(ow - 1), ncol=b.n_col,
+                rcw=ubits(b.n_row - 1), ccw=ubits(b.n_col - 1), caw=ubits(depth - 1),
+                rowcases=rcases, rowdefault=rdef, colcases=ccases, coldefault=cdef,
+                depth=depth, cw=cw, cmem=f"{mod}_c.mem")
 
 
 def _vvau(l: VVAU, mod: str, files: dict) -> dict:

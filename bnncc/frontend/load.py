@@ -18,7 +18,7 @@ from ..errors import BnnccError, UnsupportedError
 from .validate import validate
 
 CUSTOM_DOMAINS = {"qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general",
-                  "finn", "qonnx"}
+                  "finn", "qonnx", "com.microsoft"}   # com.microsoft: onnxruntime's QGemm
 STANDARD_DOMAINS = {"", "ai.onnx"}
 
 
@@ -58,12 +58,17 @@ def _check_external_data(model: onnx.ModelProto, path: str) -> None:
                              f"{want}", file=path)
 
 
+_UNSIZED = {getattr(onnx.TensorProto, n, -1) for n in
+            ("STRING", "INT4", "UINT4", "FLOAT4E2M1", "UNDEFINED")}
+
+
 def _expected_bytes(t) -> int | None:
+    """Bytes a tensor's shape needs, where one element is a whole number of bytes."""
+    if t.data_type in _UNSIZED:
+        return None
     try:
         item = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
     except Exception:
-        return None
-    if t.data_type in (onnx.TensorProto.STRING,):
         return None
     n = 1
     for d in t.dims:

@@ -34,8 +34,10 @@ from .ops.elementwise import ElementwiseOps
 from .ops.heads import HeadOps
 from .ops.joins import JoinOps
 from .ops.layout import LayoutOps
+from .ops.padding import PadOps
 from .ops.pooling import PoolOps
 from .ops.qdq import QdqOps
+from .ops.qoperator import QOperatorOps
 from .ops.quantizers import QuantOps
 from .ops.sign import CMP_OPS, SignOps
 from .values import Act, Cmp, Const, _attrs, canonical_pos, hw_perm
@@ -44,8 +46,8 @@ from .values import Act, Cmp, Const, _attrs, canonical_pos, hw_perm
 __all__ = ["Act", "Const", "Lowering", "lower"]
 
 
-class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, ComputeOps,
-               PoolOps, HeadOps):
+class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, QOperatorOps,
+               ComputeOps, PoolOps, HeadOps, PadOps):
     """One walk over the sorted nodes; the op handlers live in bnncc/frontend/ops/."""
 
     def __init__(self, model: onnx.ModelProto, path: str, input_type: str | None = None,
@@ -272,6 +274,10 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, Co
                 raise self.err(f"operator '{node.op_type}' is not supported", node)
             try:
                 ins = [self.get(i, node) if i else None for i in node.input]
+                if node.op_type not in ("Conv", "Pad") and \
+                        any(isinstance(v, Act) and v.pad is not None for v in ins):
+                    raise self.err(f"a Pad node feeding {node.op_type} is not supported (a "
+                                   "Pad must come right before a Conv)", node)
                 if any(isinstance(v, Cmp) for v in ins) and node.op_type not in CMP_OPS:
                     raise self.err("a comparison result is used by this op; comparisons are "
                                    "supported as signs (Where / Cast / Not)", node)
@@ -294,6 +300,9 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, Co
                                    file=self.path)
         out = self.vals.get(g.output[0].name)
         head = getattr(out, "head", None)
+        if isinstance(out, Act) and out.pad is not None:
+            raise UnsupportedError("a Pad node's output is the model output; only a Conv "
+                                   "may read a Pad", file=self.path)
         if not isinstance(out, Act) or out.src in (None, INPUT):
             raise UnsupportedError("the model output does not depend on any hardware layer",
                                    file=self.path)

@@ -34,6 +34,8 @@ class Act:
     dtype: DataType | None
     chain: list = field(default_factory=list)   # ChainOps, params broadcast to `shape`
     shared: bool = False          # the producer's output also feeds something else
+    pad: tuple | None = None      # a Pad node's (top, left, bottom, right, real value), not
+                                  # yet applied: the Conv reading it pads in its window
 
 
 def _attrs(node) -> dict:

@@ -5,7 +5,9 @@ Weights are an MH x MW integer matrix whose columns follow the input stream orde
 Binary mode (bipolar inputs and weights) computes the popcount of XNOR(x, w), which
 equals (dot + MW) / 2, so the accumulator range is [0, MW] and thresholds are on the
 popcount. Otherwise the accumulator is the integer dot product. With thresholds the unit
-emits activations, without it emits raw accumulators (the last layer).
+emits activations, without it emits raw accumulators (the last layer). A convolution over
+zero-padded bipolar input carries a `border` (bnncc/layers/border.py): each output's
+accumulation starts from its border class's correction, which makes it exact.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 from ..datatypes import DataType
 from ..ir import Layer
 from .bits import Packed, pack_bits, unpacked
+from .border import Border
 from .thresholding import apply_thresholds
 
 
@@ -71,6 +74,7 @@ class MVAU(Layer):
     negated: np.ndarray = None
     const_channels: int = 0
     mem_style: str = None           # weight memory: "block" (BRAM), "lut", "uram"; None = auto
+    border: Border = None           # zero padding over bipolar input: per-class corrections
     kind = "MVAU"
 
     @property
@@ -94,7 +98,26 @@ class MVAU(Layer):
             acc = xnor_popcount(flat, self.weights)
         else:
             acc = int_matmul(unpacked(x).reshape(-1, self.mw), self.weights)
-        return acc.reshape(lead + (self.mh,))
+        acc = acc.reshape(lead + (self.mh,))
+        return acc if self.border is None else self._corrected(acc)
+
+    def corrections(self) -> np.ndarray:
+        """(NCLS, MH) accumulator start values of the border classes (None: no border),
+        derived from the current weights (so flipped channels get negated ones)."""
+        if self.border is None:
+            return None
+        cache = self.__dict__.get("_corr_cache")
+        if cache is None or cache[0] is not self.weights:
+            cache = (self.weights, self.border.corrections(self.weights, self.binary))
+            self.__dict__["_corr_cache"] = cache
+        return cache[1]
+
+    def _corrected(self, acc: np.ndarray) -> np.ndarray:
+        """acc (N, OH, OW, MH) of the -1-padded window -> the zero-padded accumulator."""
+        per_pixel = self.corrections()[self.border.pixel_classes()]    # (OH*OW, MH)
+        shape = acc.shape
+        acc = acc.reshape(-1, per_pixel.shape[0], self.mh)
+        return (acc + per_pixel.astype(acc.dtype)).reshape(shape)
 
     def execute(self, x):
         if self.binary:
@@ -124,7 +147,7 @@ class MVAU(Layer):
         xp = x.words if isinstance(x, Packed) else pack_bits(x)
         xp = xp.reshape(-1, xp.shape[-1])
         wt = self._packed_weights()
-        if self.thresholds is not None and self.odt.is_bipolar:
+        if self.thresholds is not None and self.odt.is_bipolar and self.border is None:
             words = xnor_popcount_sign_c(xp, wt, self.thresholds[:, 0], self.mw)
             if words is None:
                 return None
@@ -134,6 +157,8 @@ class MVAU(Layer):
         if acc is None:
             return None
         acc = acc.reshape(lead + (self.mh,))
+        if self.border is not None:
+            acc = self._corrected(acc)
         return acc if self.thresholds is None else apply_thresholds(acc, self.thresholds, self.odt)
 
     def describe(self) -> dict:
@@ -145,6 +170,7 @@ class MVAU(Layer):
             **({"tdt": str(self.tdt)} if self.thresholds is not None else {}),
             **({"flipped": int(self.negated.sum())} if self.negated is not None else {}),
             **({"const_channels": self.const_channels} if self.const_channels else {}),
+            **(self.border.describe() if self.border is not None else {}),
             **({"removed": self.__dict__["removed"]} if self.__dict__.get("removed") else {}),
         }
 
@@ -313,10 +339,36 @@ class MVAU(Layer):
             kl, kf = (MVAU_LUT_BIN, MVAU_FF_BIN) if self.binary else (MVAU_LUT_INT, MVAU_FF_INT)
             lut = sum(c * f for c, f in zip(kl, fl))
             ffs = sum(c * f for c, f in zip(kf, ff))
+            if self.border is not None:
+                bl, bf = self.border_cost()
+                lut, ffs = lut + bl, ffs + bf
             out[st] = res(LUT=max(lut, self.lut_floor(st)), FF=ffs, DSP=dsp,
                           BRAM18=bram18(wbits, nf * sf) if st == "block" else 0,
                           URAM=uram(wbits, nf * sf) if st == "uram" else 0)
         return out
+
+    def correction_bits(self) -> int:
+        """Signed width of the border corrections (0 without a border)."""
+        if self.border is None:
+            return 0
+        from .cost import sbits
+        c = self.corrections()
+        return sbits(int(c.min()), int(c.max()))
+
+    def border_cost(self) -> tuple[float, float]:
+        """(LUT, FF) the border adds to templates/rtl/mvau.v.j2: the correction ROM
+        (NCLS*NF words of PE*CW bits, in LUTs: one LUT6 per 64 x 1 bits, plus a mux level
+        per further 64 words), the output-pixel counters and their class decode, the
+        correction address and the registered ROM output. Structural counts, not fitted:
+        the accumulator's first-input mux already exists (it selects 0 without a border)."""
+        from .cost import ubits
+        oh, ow = self.border.out_hw
+        depth = self.border.n_classes * (self.mh // self.pe)
+        bits = self.pe * self.correction_bits()
+        rom = bits * -(-depth // 64) * (1.0 + 0.5 * (depth > 64))
+        ctr = ubits(oh - 1) + ubits(ow - 1)
+        addr = ubits(depth - 1)
+        return rom + 2 * ctr + addr, ctr + addr + bits
 
     def dsp_count(self) -> int:
         """Multiplies Yosys maps to DSP48: none for bipolar (add/sub) lanes."""

@@ -2,7 +2,8 @@
 
 Each output vector is one convolution window in (ky, kx, c) order, which is the column
 order of the MVAU weight matrix built by conv lowering. Padding uses the integer that
-represents real zero in the input datatype.
+represents real zero in the input datatype; a bipolar input has none, so zero padding
+pads with -1 and the MVAU corrects its accumulator (bnncc/layers/border.py).
 
 Two hardware forms: the default streams SIMD channels per word, one word per cycle, so a
 window takes KH*KW*C/SIMD cycles; `parallel` reads a whole pixel and writes a whole window
@@ -42,19 +43,21 @@ class SlidingWindow(Layer):
 
     def execute(self, x):
         if self.depthwise:
-            w = self._windows(x.unpack() if isinstance(x, Packed) else x)
+            w = self._windows(x.unpack() if isinstance(x, Packed) else x, self.pad_value)
             k, cf = self.kernel[0] * self.kernel[1], self.channels // self.simd
             v = w.reshape(w.shape[:-1] + (k, cf, self.simd))
             return np.swapaxes(v, -3, -2).reshape(w.shape)
         if isinstance(x, Packed):   # windows of whole words: C is a multiple of 64
-            return Packed(self._windows(x.words), self.out_shape[-1])
-        return self._windows(x)
+            # a bipolar pad value as packed words: -1 is bit 0, +1 is bit 1
+            word = np.uint64(0 if self.pad_value < 0 else 0xFFFFFFFFFFFFFFFF)
+            return Packed(self._windows(x.words, word), self.out_shape[-1])
+        return self._windows(x, self.pad_value)
 
-    def _windows(self, x: np.ndarray) -> np.ndarray:
+    def _windows(self, x: np.ndarray, pad_value) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         t, l, b, r = self.pads
         if any(self.pads):
-            x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=self.pad_value)
+            x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=pad_value)
         oh, ow = self.out_shape[0], self.out_shape[1]
         cols = [x[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
                 for ky in range(kh) for kx in range(kw)]
@@ -62,6 +65,8 @@ class SlidingWindow(Layer):
 
     def describe(self) -> dict:
         d = {"kernel": list(self.kernel), "stride": list(self.stride), "pads": list(self.pads)}
+        if any(self.pads):
+            d["pad_value"] = self.pad_value
         if self.depthwise:
             d["order"] = "depthwise"
         return {**d, "parallel": True} if self.parallel else d

@@ -61,6 +61,17 @@ def generated_design(seed: int, integer: bool = True) -> tuple[Design, np.ndarra
     return d, d.quantize_input(case.inputs)
 
 
+def padded_design(seed: int) -> tuple[Design, np.ndarray]:
+    """The lowered design of padded binary conv network `seed` (bnncc.testing.netgen.padded)
+    with fold_simple folding, and its quantized reference inputs."""
+    from ..folding import fold_simple
+    from ..frontend.lower import lower
+    from .netgen.padded import random_padded_network
+    case = random_padded_network(seed)
+    d = fold_simple(lower(case.model, case.name))
+    return d, d.quantize_input(case.inputs)
+
+
 def pool_model(mode: str, rounding: str, seed: int):
     """A small QONNX conv net with an average pool ("avg": 2x2 stride 2) or a global
     average pool ("global") between two quantizers, the second with `rounding`."""

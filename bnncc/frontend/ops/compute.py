@@ -6,21 +6,25 @@ import numpy as np
 
 from ...datatypes import DataType
 from ...layers import MVAU, VVAU, SlidingWindow
+from ...layers.border import Border
 from ...passes.chain import ChainOp, reduce_channels
 from ...passes.widths import mvau_acc_range
-from ..values import Act, Const, _s, canonical_pos
+from ..values import Act, Const, canonical_pos
 from . import handles
 
 
 class ComputeOps:
     def _mvau(self, node, x: Act, wq: np.ndarray, ws: np.ndarray, wdt: DataType,
-              k_offset: np.ndarray, in_shape: tuple, out_shape: tuple, pred: str) -> MVAU:
-        """Build an MVAU from integer weights wq (MH, MW) in stream column order."""
-        binary = x.dtype.is_bipolar and wdt.is_bipolar
+              k_offset: np.ndarray, in_shape: tuple, out_shape: tuple, pred: str,
+              border: Border | None = None) -> MVAU:
+        """Build an MVAU from integer weights wq (MH, MW) in stream column order. A border
+        whose classes pad an odd number of columns needs the add/sub datapath (its
+        popcount correction would be half an integer, bnncc/layers/border.py)."""
+        binary = x.dtype.is_bipolar and wdt.is_bipolar and (border is None or border.popcount_ok())
         lo, hi = mvau_acc_range(wq, x.dtype, binary)
         accdt = DataType.for_range(int(lo.min()), int(hi.max()))
         layer = MVAU(self.new_name("mvau"), x.dtype, accdt, in_shape, out_shape, [node.name],
-                     weights=wq, wdt=wdt, binary=binary, accdt=accdt)
+                     weights=wq, wdt=wdt, binary=binary, accdt=accdt, border=border)
         self.add_layer(layer, pred)
         return layer
 
@@ -109,18 +113,31 @@ class ComputeOps:
             raise self.err("the input's layout is not the channels-last stream of its "
                            "producer (a Transpose that moves channels is not supported here)", node)
 
+    def _pad_code(self, node, x: Act, value: float, s: float, r_c, add_c):
+        """(integer code the window pads with, whether the MVAU needs border corrections)
+        for pads of real value `value`: the input's own code for it if it has one, else,
+        for zero padding of a bipolar input, -1 with corrections."""
+        q = (value - add_c) / (s * r_c)
+        lo, hi = (-1, 1) if x.dtype.is_bipolar else (x.dtype.min, x.dtype.max)
+        if np.all(q == q[0]) and q[0] == np.round(q[0]) and lo <= q[0] <= hi and \
+                (not x.dtype.is_bipolar or abs(q[0]) == 1):
+            return int(q[0]), False
+        if x.dtype.is_bipolar and value == 0.0 and not np.any(add_c):
+            return -1, True
+        raise self.err(f"padding with {value:g} needs an input datatype that can represent "
+                       f"it ({x.dtype} cannot)", node)
+
     @handles("Conv")
     def op_Conv(self, node, ins, attrs):
         x, w = ins[0], ins[1]
         if not isinstance(x, Act) or not isinstance(w, Const):
             raise self.err("Conv must be activation x constant weights", node)
+        pending = x.pad
         x = self.canonical_input(self.integer(x, node))
         self._spatial(node, x)
         groups = int(attrs.get("group", 1))
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
             raise self.err("dilated convolution is not supported", node)
-        if _s(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
-            raise self.err("auto_pad SAME_* is not supported; export explicit pads", node)
         s, r, add = self.int_input(x, node)
         wq, ws, wdt = self.weights(w, node, axis=0)
         if wq.ndim != 4:
@@ -144,21 +161,19 @@ class ComputeOps:
             wq = wq * r_c[in_ch][:, :, None, None]
             wdt = DataType.for_values(wq)
         sh, sw = attrs.get("strides", [1, 1])
-        pt, pl, pb, pr = attrs.get("pads", [0, 0, 0, 0])
+        (pt, pl, pb, pr), pad_real = self.conv_pads(node, x.shape, pending, attrs, (kh, kw),
+                                                    (sh, sw))
         oh, ow = (h + pt + pb - kh) // sh + 1, (wd + pl + pr - kw) // sw + 1
         if oh <= 0 or ow <= 0:
             raise self.err("kernel larger than the padded input", node)
         add_c = reduce_channels(add, x.pos.reshape(-1) % c, c)
         if add_c is None:
             raise self.err("input offset varies within a channel", node)
-        pad_value = 0
+        pad_value, border = 0, None
         if pt or pl or pb or pr:
-            q0 = -add_c / (s * r_c)
-            if x.dtype.is_bipolar or not np.all(q0 == q0[0]) or q0[0] != np.round(q0[0]) or \
-                    not x.dtype.min <= q0[0] <= x.dtype.max:
-                raise self.err("zero padding needs an input datatype that can represent 0 "
-                               f"({x.dtype} cannot)", node)
-            pad_value = int(q0[0])
+            pad_value, corrected = self._pad_code(node, x, pad_real, s, r_c, add_c)
+            if corrected:
+                border = Border((h, wd), (oh, ow), (kh, kw), (sh, sw), (pt, pl, pb, pr), c)
         swg = SlidingWindow(self.new_name("swg"), x.dtype, x.dtype, (h, wd, c),
                             (oh, ow, kh * kw * c), [node.name], kernel=(kh, kw), stride=(sh, sw),
                             pads=(pt, pl, pb, pr), pad_value=pad_value,
@@ -167,11 +182,14 @@ class ComputeOps:
         w_hw = wq.transpose(0, 2, 3, 1).reshape(oc, -1).copy()
         offset = (add_c[in_ch] * w_real.sum((2, 3))).sum(1)
         if groups > 1:
+            if border is not None:
+                raise self.err("zero padding of bipolar input into a grouped / depthwise "
+                               "convolution is not supported (pad with +1 or -1 instead)", node)
             layer = self._vvau(node, x, w_hw, wdt, groups, (kh, kw), (oh, ow, kh * kw * c),
                                (oh, ow, oc), swg.name)
         else:
             layer = self._mvau(node, x, w_hw, ws, wdt, offset, (oh, ow, kh * kw * c),
-                               (oh, ow, oc), swg.name)
+                               (oh, ow, oc), swg.name, border)
         mul, addv = layer.real_of_acc = self._acc_affine(layer, s, ws, offset)
         shape = (1, oc, oh, ow)
         cb = lambda v: self.full(np.asarray(v).reshape(1, oc, 1, 1), shape)

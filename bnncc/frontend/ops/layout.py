@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import numpy_helper
 
-from ..values import Act, Const, QConst
+from ..values import Act, Const, QConst, _s
 from . import handles
 
 
@@ -87,6 +87,32 @@ class LayoutOps:
         perm = attrs.get("perm")
         return self._layout_or_fold(node, ins, attrs,
                                     lambda a: np.transpose(a, perm))
+
+    @handles("DepthToSpace")
+    def op_DepthToSpace(self, node, ins, attrs):
+        """A pure reordering: free at the model output (the host gathers) and before a
+        fully connected layer (its weights are permuted)."""
+        b = int(attrs["blocksize"])
+        crd = _s(attrs.get("mode", "DCR")) == "CRD"
+
+        def fn(a):
+            n, c, h, w = a.shape
+            if crd:
+                t = a.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+            else:
+                t = a.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+            return t.reshape(n, c // (b * b), h * b, w * b)
+        return self._layout_or_fold(node, ins, attrs, fn)
+
+    @handles("SpaceToDepth")
+    def op_SpaceToDepth(self, node, ins, attrs):
+        b = int(attrs["blocksize"])
+
+        def fn(a):
+            n, c, h, w = a.shape
+            t = a.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+            return t.reshape(n, c * b * b, h // b, w // b)
+        return self._layout_or_fold(node, ins, attrs, fn)
 
     def _axes(self, node, attrs):
         if "axes" in attrs:

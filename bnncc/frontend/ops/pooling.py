@@ -21,8 +21,12 @@ class PoolOps:
         self._spatial(node, x)
         if len([o for o in node.output if o]) > 1:
             raise self.err("MaxPool with an indices output is not supported", node)
-        if any(attrs.get("pads", [0, 0, 0, 0])) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
-            raise self.err("padded or dilated MaxPool is not supported", node)
+        if any(attrs.get("pads", [0, 0, 0, 0])) or \
+                _s(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
+            raise self.err("padded MaxPool (pads of -inf) is not supported: bnncc pads only "
+                           "in a Conv's sliding window; export the pool without padding", node)
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise self.err("dilated MaxPool is not supported", node)
         affine = compose_affine(x.chain)
         if affine is None or np.any(np.asarray(affine[0]) <= 0):
             raise self.err("MaxPool must follow a quantizer (max commutes only with an "
@@ -79,10 +83,14 @@ class PoolOps:
         x = ins[0]
         if not isinstance(x, Act):
             return self._const_only(node, ins, attrs)
-        if any(attrs.get("pads", [0, 0, 0, 0])) or attrs.get("ceil_mode", 0) or \
-                _s(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID") or \
-                any(d != 1 for d in attrs.get("dilations", [1, 1])):
-            raise self.err("padded, ceil-mode or dilated AveragePool is not supported", node)
+        if any(attrs.get("pads", [0, 0, 0, 0])) or \
+                _s(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
+            how = "zeros counted" if attrs.get("count_include_pad", 0) else "zeros not counted"
+            raise self.err(f"padded AveragePool ({how}, count_include_pad="
+                           f"{attrs.get('count_include_pad', 0)}) is not supported: bnncc pads "
+                           "only in a Conv's sliding window", node)
+        if attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise self.err("ceil-mode or dilated AveragePool is not supported", node)
         kh, kw = attrs["kernel_shape"]
         sh, sw = attrs.get("strides", [1, 1])
         return self._sum_pool(node, x, kh, kw, sh, sw)

@@ -109,6 +109,13 @@ what it always did.  ``random_int_network(seed)`` cycles through:
     ``outputs`` differ.  ``meta["fused_outputs"]`` holds onnxruntime's outputs
     with default optimizations (QLinearConv / QGemm kernels).
 
+Padded binary convolutions (``random_padded_network``, ``PADDED_FAMILY``)
+-----------------------------------------------------------------------
+``binary-pad-conv``: 1-3 convs over bipolar activations with pads 0-2 per side,
+strides 1-2, kernels 1-5, as explicit pads, ``auto_pad`` SAME_UPPER / SAME_LOWER or
+a constant ``Pad`` node (0, +1, -1) before the Conv; QONNX or plain ONNX
+(``padded``).
+
 QONNX references for the integer families run all inputs in one batch (one
 session per node in qonnx's executor; the ops act on each row independently).
 
@@ -119,17 +126,19 @@ builder), ``reference`` (onnxruntime / qonnx execution), ``bn`` (BatchNorm
 statistics with a float32 margin or exact ties), ``binary`` (``FAMILIES``),
 ``intlayers`` (integer layer builders shared by QONNX and QDQ), ``integer``
 (``INT_FAMILIES``, residual / concat blocks), ``qdq`` (quantize_static-style
-graphs).  A new family is a builder function in its module plus its name in
-the family tuple.
+graphs), ``padded`` (``PADDED_FAMILY``).  A new family is a builder function in its
+module plus its name in the family tuple.
 
 """
 
 from .binary import FAMILIES, iter_networks, random_network
 from .common import ONNX_OPSET, QONNX_DOMAIN, ROUNDING_MODES, NetCase
 from .integer import INT_FAMILIES, iter_int_networks, random_int_network
+from .padded import PADDED_FAMILY, random_padded_network
 from .reference import reference_outputs
 
 __all__ = [
-    "FAMILIES", "INT_FAMILIES", "ONNX_OPSET", "QONNX_DOMAIN", "ROUNDING_MODES", "NetCase",
-    "iter_int_networks", "iter_networks", "random_int_network", "random_network", "reference_outputs",
+    "FAMILIES", "INT_FAMILIES", "ONNX_OPSET", "PADDED_FAMILY", "QONNX_DOMAIN", "ROUNDING_MODES",
+    "NetCase", "iter_int_networks", "iter_networks", "random_int_network", "random_network",
+    "random_padded_network", "reference_outputs",
 ]
