@@ -1,6 +1,6 @@
 """bnncc --max-fps folding against FINN's SetFolding, evaluated with bnncc's model.
 
-usage: python bench/folding.py [MODEL_DIR]
+usage: python bench/folding.py [MODEL_DIR] [--dws DIR]
 
 For CNV-w1a1 on Pynq-Z2 and ZCU104 and TFC-w1a1 on Pynq-Z2 it prints side by side:
   - bnncc: fold_max_fps within the default budget (70% LUT, 80% BRAM18): fps, resources;
@@ -12,6 +12,11 @@ For CNV-w1a1 on Pynq-Z2 and ZCU104 and TFC-w1a1 on Pynq-Z2 it prints side by sid
     that folding evaluated by bnncc's resource model;
   - FINN's measured figures (finn-plus 1.6.1, Pynq-Z1 at 100 MHz), quoted from issue 5;
   - the upper bound on fps that the LUT budget allows for the network's MACs.
+Then SFC-w1a1 --max-fps on ZC706 at 200 MHz (the part and clock of FINN's published
+SFC-max, 12.3 M frames/s, FPGA'17) and on an Alveo U250, with the logic depth against
+the board's budget and the input stream's bandwidth.
+With --dws DIR (the ImageNet models of scripts/make_dws_fixtures.py --big DIR) it also
+folds brevitas_examples' MobileNet-v1 0.25 (4 bit) on ZCU104 and KV260.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from bnncc.boards import get_board  # noqa: E402
 from bnncc.estimate import estimate  # noqa: E402
 from bnncc.folding import (MIN_INTERVAL, _offer_parallel, divisors,  # noqa: E402
                            fold_max_fps, insert_width_converters, strip_width_converters)
-from bnncc.layers import MVAU, LabelSelect, MaxPool, SlidingWindow  # noqa: E402
+from bnncc.layers import MVAU, VVAU, LabelSelect, MaxPool, SlidingWindow  # noqa: E402
 
 FINN_MEASURED = {  # issue 5: finn-plus 1.6.1, CNV-w1a1, Pynq-Z1 @ 100 MHz
     10000: dict(fps=7972, LUT=59456, BRAM18=243),
@@ -56,6 +61,13 @@ def finn_set_folding(design, target: int, wwidth_max: int = 36, two_pass: bool =
                 l.pe = p
                 if l.cycles() <= target:
                     break
+        elif isinstance(l, VVAU):        # FINN's VVAU: PE over the channels
+            for p in divisors(l.groups):
+                l.pe = p
+                if l.cycles() <= target:
+                    break
+        elif isinstance(l, SlidingWindow) and l.depthwise:
+            continue                        # follows its VVAU (below)
         elif isinstance(l, SlidingWindow):
             for s in divisors(l.channels):
                 l.simd = s
@@ -77,19 +89,22 @@ def finn_set_folding(design, target: int, wwidth_max: int = 36, two_pass: bool =
     if two_pass and achieved > target:
         return finn_set_folding(design, achieved, wwidth_max, two_pass=False)
     for l in design.layers():          # FINN's default weight memory: BRAM when large
-        if isinstance(l, MVAU):
+        if isinstance(l, (MVAU, VVAU)):
             l.mem_style = None
+        if isinstance(l, SlidingWindow) and l.depthwise:
+            l.simd = design.layer(next(iter(design.graph.successors(l.name)))).in_word
     return insert_width_converters(design)
 
 
 def macs(design) -> int:
-    return sum(l.mh * l.mw * l.pixels for l in design.layers() if isinstance(l, MVAU))
+    return sum(l.mh * l.mw * l.pixels for l in design.layers() if isinstance(l, (MVAU, VVAU)))
 
 
 def lut_bound(design, board, clock_mhz, budget_lut, est) -> tuple[float, float]:
     """fps the LUT budget allows if every LUT did MAC work at the cost per MAC lane the
     bnncc design itself achieves (LUTs of the whole design / MAC lanes), and that cost."""
-    lanes = sum(l.pe * l.simd for l in design.layers() if isinstance(l, MVAU))
+    lanes = sum(l.pe * l.simd for l in design.layers() if isinstance(l, MVAU)) + \
+        sum(l.pe * l.cout * l.cin for l in design.layers() if isinstance(l, VVAU))
     per_lane = est["totals"]["LUT"] / lanes
     return clock_mhz * 1e6 * (budget_lut / per_lane) / macs(design), per_lane
 
@@ -101,6 +116,8 @@ def structural_bound(design, clock_mhz) -> float:
     worst = MIN_INTERVAL
     g = design.graph
     for l in design.layers():
+        if isinstance(l, VVAU):          # every group in parallel, one position per cycle
+            worst = max(worst, l.pixels * l.k)
         if isinstance(l, MVAU):
             preds = list(g.predecessors(l.name))
             swg = design.layer(preds[0]) if preds else None
@@ -141,12 +158,12 @@ def measured(design, clock) -> str:
 
 
 def case(path: Path, board_name: str, clock: float | None = None, finn_targets=(),
-         measure: bool = False):
+         measure: bool = False, input_type: str | None = None, input_scale: float = 1.0):
     board = get_board(board_name)
     clock = clock or board.clock_mhz
     print(f"\n{path.stem} on {board.name} at {clock:g} MHz "
           f"(budget 70% LUT = {int(0.7 * board.LUT):,}, 80% BRAM18 = {int(0.8 * board.BRAM18)})")
-    d = api.load(str(path))
+    d = api.load(str(path), input_type, input_scale)
     t0 = time.perf_counter()
     fold_max_fps(d, board, clock)
     t_fold = time.perf_counter() - t0
@@ -155,7 +172,7 @@ def case(path: Path, board_name: str, clock: float | None = None, finn_targets=(
     bnncc_fps = est["fps"]
     targets = list(finn_targets) or [int(bnncc_fps)]
     for fps_t in targets:
-        f = api.load(str(path))
+        f = api.load(str(path), input_type, input_scale)
         finn_set_folding(f, int(clock * 1e6 // fps_t))
         e2 = estimate(f, board, clock)
         print(row(f"FINN SetFolding @ {fps_t:,} fps (bnncc model)", e2))
@@ -175,11 +192,41 @@ def case(path: Path, board_name: str, clock: float | None = None, finn_targets=(
     return est
 
 
+FINN_SFC_MAX = 12.3e6     # FINN, FPGA'17: SFC-max on ZC706 at 200 MHz, frames/s
+
+
+def sfc_case(path: Path, board_name: str) -> dict:
+    board = get_board(board_name)
+    d = api.load(str(path))
+    fold_max_fps(d, board)
+    est = estimate(d, board)
+    ld, port = est["logic_depth"], est["ports"]["input"]
+    print(row(f"SFC-w1a1 --max-fps, {board.name} {board.clock_mhz:g} MHz", est))
+    print(f"    {est['cycles_per_frame']} cycles/frame; {est['fps'] / FINN_SFC_MAX:.1f}x FINN's "
+          f"published SFC-max ({FINN_SFC_MAX / 1e6:.1f} M frames/s, ZC706 200 MHz); logic depth "
+          f"{ld['worst_levels']} levels (budget {ld['budget']}: {'ok' if ld['ok'] else 'OVER'}); "
+          f"input stream {port['width_bits']} bits, {port['bytes_per_s'] / 1e9:.2f} GB/s")
+    return est
+
+
 def main() -> None:
-    d = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "tests" / "fixtures" / "brevitas"
+    args = sys.argv[1:]
+    dws = None
+    if "--dws" in args:
+        i = args.index("--dws")
+        dws = Path(args[i + 1])
+        del args[i:i + 2]
+    d = Path(args[0]) if args else REPO / "tests" / "fixtures" / "brevitas"
     case(d / "cnv_1w1a.onnx", "pynq-z2", 100.0, finn_targets=(10000, 3000), measure=True)
     case(d / "cnv_1w1a.onnx", "zcu104", None, finn_targets=(10000,))
     case(d / "tfc_1w1a.onnx", "pynq-z2", 100.0)
+    print()
+    for b in ("zc706", "alveo-u250"):
+        sfc_case(d / "sfc_1w1a.onnx", b)
+    if dws is not None:
+        for board in ("zcu104", "kv260"):
+            # float pixels: declared INT8 x 2^-7 (scripts/make_dws_fixtures.py)
+            case(dws / "mobilenet_v1_025.onnx", board, input_type="INT8", input_scale=2.0 ** -7)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from .datatypes import DataType
-from .layers import (MVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
+from .layers import (MVAU, VVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool, SlidingWindow,
                      SumPool, Thresholding, WidthConverter)
 from .layers.cost import Fifo
 
@@ -27,6 +27,12 @@ def dt(name: str) -> DataType:
 
 
 # ----------------------------------------------------------------------------- the sweep
+def _vv(c_in, c_out, cin, cout, k, pe, idt, wdt, nt, style="lut"):
+    """A VVAU of c_in channels in groups of cin (-> cout outputs each), k x k kernel."""
+    return dict(kind="VVAU", c_in=c_in, c_out=c_out, cin=cin, cout=cout, k=k, pe=pe, idt=idt,
+                wdt=wdt, nt=nt, style=style)
+
+
 def _mv(mh, mw, pe, simd, idt="BIPOLAR", wdt="BIPOLAR", nt=1, style="block", odt=None):
     return dict(kind="MVAU", mh=mh, mw=mw, pe=pe, simd=simd, idt=idt, wdt=wdt, nt=nt,
                 style=style, odt=odt)
@@ -131,10 +137,27 @@ TRAIN = [
     dict(kind="SlidingWindow", ih=8, iw=8, c=16, k=5, s=1, pad=2, simd=16, idt="INT3", par=1),
     dict(kind="Fifo", w=128, depth=64),
     dict(kind="Fifo", w=16, depth=1024),
+    # VVAUs: depthwise 3x3 (MobileNet shapes, 4 bit), depth multiplier 2, general groups,
+    # binary; LUT and BRAM weights
+    _vv(32, 32, 1, 1, 3, 4, "UINT4", "INT4", 15),
+    _vv(32, 32, 4, 4, 3, 2, "UINT2", "INT2", 3),
+    _vv(16, 32, 1, 2, 3, 8, "INT8", "INT4", 0),
+    _vv(16, 16, 2, 2, 1, 8, "INT4", "INT3", 7),
+    _vv(64, 64, 1, 1, 3, 8, "UINT4", "INT4", 15, style="block"),
+    _vv(64, 64, 4, 4, 3, 4, "BIPOLAR", "BIPOLAR", 1, style="block"),
+    _vv(32, 64, 2, 4, 2, 8, "BIPOLAR", "BIPOLAR", 0),
+    _vv(48, 48, 1, 1, 5, 6, "UINT4", "INT4", 15),
+    _vv(8, 8, 1, 1, 3, 1, "UINT3", "INT3", 7),
+    _vv(16, 32, 1, 2, 1, 4, "INT6", "INT5", 0, style="block"),
+    _vv(8, 16, 2, 4, 3, 2, "BIPOLAR", "BIPOLAR", 1),
+    _vv(16, 16, 4, 4, 1, 2, "UINT4", "INT4", 15, style="block"),
 ]
 
-KINDS = ("MVAU", "Thresholding", "SlidingWindow", "MaxPool", "SumPool", "AddStreams",
-         "Concat", "Duplicate", "LabelSelect", "Fifo", "WidthConverter")
+# the kinds of heldout()'s main draw, in its order (a new kind gets its own draw after it,
+# so the existing held-out points stay what they are)
+_DRAW_KINDS = ("MVAU", "Thresholding", "SlidingWindow", "MaxPool", "SumPool", "AddStreams",
+               "Concat", "Duplicate", "LabelSelect", "Fifo", "WidthConverter")
+KINDS = _DRAW_KINDS + ("VVAU",)
 HELDOUT_SEED = 20261201
 
 
@@ -236,19 +259,40 @@ def heldout_point(rng, kind: str) -> dict:
     return dict(kind="WidthConverter", eb=eb, ie=a, oe=b)
 
 
-def heldout(n: int = 66, seed: int = HELDOUT_SEED) -> list[dict]:
+def _heldout_vvau(rng) -> dict:
+    """A random VVAU: depthwise (multiplier 1 or 2) or general groups, binary or 2-8 bit,
+    kernel 1 to 5, LUT or BRAM weights."""
+    binary = rng.random() < 0.3
+    g = int(rng.choice([8, 16, 32, 64]))
+    cin = int(rng.choice([1, 1, 2, 4]))
+    cout = int(rng.choice([1, 1, 2])) * cin if cin > 1 else int(rng.choice([1, 1, 2]))
+    k = int(rng.choice([1, 3, 3, 5]))
+    pe = _divisor(rng, g, max(1, 32 // (cin * cout)))
+    idt, wdt = ("BIPOLAR", "BIPOLAR") if binary else \
+        (_idt(rng, 0.0), f"INT{int(rng.integers(2, 9))}")
+    nt = int(rng.choice([0, 1])) if binary else int(rng.choice([0, 3, 15]))
+    return _vv(g * cin, g * cout, cin, cout, k, pe, idt, wdt, nt,
+               style=str(rng.choice(["lut", "block"])))
+
+
+def heldout(n: int = 66, seed: int = HELDOUT_SEED, n_vvau: int = 4) -> list[dict]:
     """`n` random layers, never used for fitting: a third MVAUs, the rest spread over the
-    other kinds (each kind at least twice)."""
+    other kinds (each kind at least twice); then `n_vvau` random VVAUs (their own draw, so
+    the other points do not depend on it)."""
     rng = np.random.default_rng(seed)
     kinds = ["MVAU"] * (n // 3)
-    others = [k for k in KINDS if k != "MVAU"]
+    others = [k for k in _DRAW_KINDS if k != "MVAU"]
     while len(kinds) < n:
         kinds.append(others[(len(kinds) - n // 3) % len(others)])
-    return [heldout_point(rng, k) for k in kinds]
+    vrng = np.random.default_rng(seed + 1)
+    return [heldout_point(rng, k) for k in kinds] + [_heldout_vvau(vrng) for _ in range(n_vvau)]
 
 
 def point_label(p: dict) -> str:
     k = p["kind"]
+    if k == "VVAU":
+        return (f"VVAU {p['c_in']}->{p['c_out']} G{p['c_in'] // p['cin']} k{p['k']} PE{p['pe']} "
+                f"{p['idt']}x{p['wdt']} nt{p['nt']} {p['style']}")
     if k == "MVAU":
         s = f"MVAU {p['mh']}x{p['mw']} PE{p['pe']} SIMD{p['simd']} {p['idt']}x{p['wdt']}"
         return s + f" nt{p['nt']} {p['style']}"
@@ -276,6 +320,8 @@ def build_layer(p: dict, name: str, seed: int = 0):
     """The layer object of a sweep point (random weights / sorted random thresholds)."""
     rng = np.random.default_rng(seed)
     k = p["kind"]
+    if k == "VVAU":
+        return _build_vvau(p, name, rng)
     if k == "MVAU":
         idt, wdt = dt(p["idt"]), dt(p["wdt"])
         mh, mw = p["mh"], p["mw"]
@@ -350,3 +396,19 @@ def build_layer(p: dict, name: str, seed: int = 0):
     return WidthConverter(name, d, d, (n,), (n,), [], in_elems=p["ie"], out_elems=p["oe"])
 
 
+def _build_vvau(p: dict, name: str, rng):
+    from .passes.widths import mvau_acc_range
+    idt, wdt = dt(p["idt"]), dt(p["wdt"])
+    g, kk, cols = p["c_in"] // p["cin"], p["k"], p["k"] * p["k"] * p["cin"]
+    w = (rng.choice([-1, 1], (p["c_out"], cols)) if wdt.is_bipolar else
+         rng.integers(wdt.min, wdt.max + 1, (p["c_out"], cols))).astype(np.int64)
+    binary = idt.is_bipolar and wdt.is_bipolar
+    lo_c, hi_c = mvau_acc_range(w, idt, binary)
+    lo, hi = int(lo_c.min()), int(hi_c.max())
+    acc, thr, odt = DataType.for_range(lo, hi), None, None
+    if p["nt"]:
+        thr = np.sort(rng.integers(lo // 2, hi // 2 + 1, (p["c_out"], p["nt"])), axis=1)
+        odt = DataType.bipolar() if p["nt"] == 1 else DataType.for_range(0, p["nt"])
+    return VVAU(name, idt, odt or acc, (8, 8, kk * kk * p["c_in"]), (8, 8, p["c_out"]),
+                weights=w, wdt=wdt, groups=g, kernel=(kk, kk), binary=binary, accdt=acc,
+                thresholds=thr, tdt=acc, pe=p["pe"], mem_style=p["style"])

@@ -99,16 +99,16 @@ def committed() -> dict:
 
 def yosys_cells(rendered: tuple, family: str) -> dict:
     """Run Yosys on one rendered point: num_cells_by_type."""
-    from .sim.tools import yosys_cmd
+    from .sim.tools import run_limited, yosys_cmd
     name, files, top, pre = rendered
     with tempfile.TemporaryDirectory(prefix="bnncc_cal_") as td:
         for n, t in files.items():
             (Path(td) / n).write_text(t)
         vf = ["bnncc_fifo.v", "bnncc_dwc.v"] + \
             [n for n in sorted(files) if n.endswith(".v") and n.startswith("bnncc_p")]
-        r = subprocess.run([*yosys_cmd(), "-q", "-p",
-                            synth_script(vf, top, pre, family, "stat.json")],
-                           cwd=td, capture_output=True, text=True)
+        r = run_limited([*yosys_cmd(), "-q", "-p",
+                         synth_script(vf, top, pre, family, "stat.json")],
+                        cwd=td, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"yosys failed on {name}:\n" + (r.stdout + r.stderr)[-3000:])
         stat = json.loads((Path(td) / "stat.json").read_text())

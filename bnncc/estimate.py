@@ -5,7 +5,7 @@ computed: the initiation interval is the slowest block's cycles per frame (layer
 width converters), fps = clock / interval, latency is the first frame's, from each
 block's fill and drain (`first_frame`); resources are the sum of every block's model
 (bnncc/layers/*, calibrated against Yosys in docs/calibration.md) plus the FIFO the RTL
-backend puts in front of it. `table(est)` renders it as text, `plot_png(est)` as a PNG.
+backend puts in front of it. `table(est)` renders it as text (bnncc.plot draws it).
 """
 from __future__ import annotations
 
@@ -106,6 +106,7 @@ def estimate(design, board, clock_mhz: float | None = None, budget: dict | None 
     fits = all(totals[k] <= bud[k] + 1e-9 for k in RES)
     frac = dict(DEFAULT_BUDGET)
     frac.update({k: v for k, v in (budget or {}).items()})
+    depth = logic_depth(design, rows, board, clock)
     return {
         "board": board.name, "part": board.part, "clock_mhz": clock,
         "fps": clock * 1e6 / ii, "cycles_per_frame": ii, "latency_cycles": int(lat),
@@ -116,21 +117,60 @@ def estimate(design, board, clock_mhz: float | None = None, budget: dict | None 
         "utilization": {k: (totals[k] / cap[k] if cap[k] else (0.0 if totals[k] == 0 else None))
                         for k in RES},
         "bottleneck": max(rows, key=lambda r: r["cycles"])["name"],
+        "logic_depth": depth,
+        "ports": port_bandwidth(design, clock * 1e6 / ii),
         "layers": rows,
     }
+
+
+def logic_depth(design, rows: list[dict], board, clock_mhz: float) -> dict:
+    """Per-block logic depth (bnncc.timing: levels of the longest register-to-register
+    path) into each row, and the design's worst block against the family's budget."""
+    from . import timing
+    budget = timing.budget(board.family, clock_mhz)
+    worst = None
+    for r, l in zip(rows, design.layers()):
+        stages = timing.layer_depth(l, board.family)
+        stage = max(stages, key=stages.get)
+        r["logic_depth"], r["depth_stage"] = int(stages[stage]), stage
+        if worst is None or r["logic_depth"] > worst["levels"]:
+            worst = {"levels": r["logic_depth"], "layer": r["name"], "stage": stage}
+    worst = worst or {"levels": 0, "layer": None, "stage": None}
+    return {"family": board.family, "budget": budget, "ns_per_level": timing.NS_PER_LEVEL.get(
+        board.family, 1.0), **{f"worst_{k}": v for k, v in worst.items()},
+        "ok": worst["levels"] <= budget}
+
+
+def port_bandwidth(design, fps: float) -> dict:
+    """Width and bytes/s of the two external AXI streams at the design's rate (a word of
+    w bits travels as ceil(w / 8) bytes), so the host link's limit on fps is visible."""
+    from .passes.streams import check_streams
+    first, last = check_streams(design)
+    out = {}
+    for port, layer, elems, dt, shape in (
+            ("input", first, in_elems(first), first.idt, first.in_shapes[0]),
+            ("output", last, out_elems(last), last.odt, last.out_shape)):
+        bits = elems * dt.bits
+        words = max(1, int(np.prod(shape)) // max(1, elems))
+        nbytes = -(-bits // 8)
+        out[port] = {"layer": layer.name, "width_bits": bits, "bytes_per_word": nbytes,
+                     "words_per_frame": words, "bytes_per_frame": words * nbytes,
+                     "bytes_per_s": words * nbytes * fps}
+    return out
 
 
 def table(est: dict) -> str:
     """Per-layer table, totals with % of the board, fps, latency and the verdict."""
     head = (f"{'layer':<24} {'kind':<14} {'PE':>4} {'SIMD':>5} {'cycles':>9} {'LUT':>8} "
-            f"{'FF':>8} {'BRAM18':>7} {'URAM':>5} {'DSP':>5}  mem")
+            f"{'FF':>8} {'BRAM18':>7} {'URAM':>5} {'DSP':>5} {'depth':>5}  mem")
     lines = [head, "-" * len(head)]
     for r in est["layers"]:
         pe = "" if r["PE"] is None else r["PE"]
         simd = "" if r["SIMD"] is None else r["SIMD"]
         lines.append(f"{r['name'][:24]:<24} {r['kind'][:14]:<14} {pe:>4} {simd:>5} "
                      f"{r['cycles']:>9} {r['LUT']:>8} {r['FF']:>8} {r['BRAM18']:>7} "
-                     f"{r['URAM']:>5} {r['DSP']:>5}  {r['mem_style'] or ''}")
+                     f"{r['URAM']:>5} {r['DSP']:>5} {r.get('logic_depth', ''):>5}  "
+                     f"{r['mem_style'] or ''}")
     lines.append("-" * len(head))
     t, b, c = est["totals"], est["budget"], est["capacity"]
     lines.append(f"{'total':<24} {'':<14} {'':>4} {'':>5} {est['cycles_per_frame']:>9} "
@@ -145,71 +185,17 @@ def table(est: dict) -> str:
                  f"{est['fps']:,.0f} frames/s ({est['cycles_per_frame']} cycles per frame, "
                  f"bottleneck {est['bottleneck']}), latency {est['latency_cycles']} cycles "
                  f"({est['latency_us']:.1f} us)")
+    ld = est.get("logic_depth")
+    if ld:
+        lines.append(f"logic depth: worst {ld['worst_levels']} levels ({ld['worst_layer']}, "
+                     f"{ld['worst_stage']}); budget {ld['budget']} levels on {ld['family']} at "
+                     f"{est['clock_mhz']:g} MHz ({ld['ns_per_level']:g} ns per level): "
+                     + ("meets the clock" if ld["ok"] else "OVER the budget"))
+    for port, p in est.get("ports", {}).items():
+        lines.append(f"{port} stream: {p['width_bits']} bits ({p['bytes_per_word']} bytes) x "
+                     f"{p['words_per_frame']} words per frame = {p['bytes_per_s'] / 1e6:,.1f} MB/s "
+                     f"at {est['fps']:,.0f} frames/s")
     over = [k for k in RES if t[k] > b[k]]
     lines.append("fits the budget" if est["fits"] else
                  "DOES NOT FIT the budget: " + ", ".join(f"{k} {t[k]} > {b[k]}" for k in over))
     return "\n".join(lines)
-
-
-def plot_png(est: dict) -> bytes:
-    """Per-layer cycles (log scale, with the interval line) and LUT / FF / BRAM18 as % of
-    the board, as a deterministic PNG. Drawn with Pillow's built-in bitmap font: no font
-    scanning, so `bnncc compile` stays fast and writes no font cache anywhere."""
-    import math
-
-    from PIL import Image, ImageDraw, ImageFont
-
-    rows = est["layers"]
-    font = ImageFont.load_default()
-    n = max(1, len(rows))
-    slot, left, top, panel, gap, label_h = 36, 70, 30, 200, 30, 110
-    w = left + slot * n + 20
-    h = top + 2 * panel + gap + label_h + 12
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    d.text((left, 8), f"{est['board']} @ {est['clock_mhz']:g} MHz: {est['fps']:,.0f} frames/s, "
-           f"interval {est['cycles_per_frame']} cycles", fill="black", font=font)
-
-    # cycles per frame, log scale
-    y0, y1 = top + panel, top + 10
-    hi = math.log10(max([r["cycles"] for r in rows] + [10]))
-    ypos = lambda c: y0 + (y1 - y0) * (math.log10(max(c, 1)) / hi)
-    d.rectangle([left, y1, w - 20, y0], outline="black")
-    for e in range(int(hi) + 1):
-        y = ypos(10 ** e)
-        d.line([left - 4, y, left, y], fill="black")
-        d.text((8, y - 5), f"1e{e}", fill="black", font=font)
-    d.text((8, y1 - 12), "cycles", fill="black", font=font)
-    for i, r in enumerate(rows):
-        x = left + i * slot + 6
-        d.rectangle([x, ypos(r["cycles"]), x + slot - 12, y0], fill=(76, 114, 176))
-    yi = ypos(est["cycles_per_frame"])
-    d.line([left, yi, w - 20, yi], fill=(196, 78, 82), width=1)
-
-    # resources, % of the board
-    cap = est["capacity"]
-    res = [(k, c) for k, c in (("LUT", (85, 168, 104)), ("FF", (129, 114, 178)),
-                               ("BRAM18", (221, 132, 82))) if cap[k]]
-    b0, b1 = top + 2 * panel + gap, top + panel + gap + 10
-    pct = [100 * r[k] / cap[k] for r in rows for k, _ in res]
-    pmax = max(pct + [1.0])
-    d.rectangle([left, b1, w - 20, b0], outline="black")
-    d.text((8, b1 - 12), "% of board", fill="black", font=font)
-    d.text((8, b1), f"{pmax:.0f}%", fill="black", font=font)
-    for j, (k, c) in enumerate(res):
-        d.rectangle([w - 90, b1 + 4 + 12 * j, w - 82, b1 + 12 + 12 * j], fill=c)
-        d.text((w - 78, b1 + 2 + 12 * j), k, fill="black", font=font)
-    bw = (slot - 12) // max(1, len(res))
-    for i, r in enumerate(rows):
-        for j, (k, c) in enumerate(res):
-            x = left + i * slot + 6 + j * bw
-            y = b0 - (b0 - b1) * (100 * r[k] / cap[k]) / pmax
-            d.rectangle([x, y, x + bw - 1, b0], fill=c)
-        lab = Image.new("RGB", (label_h, 12), "white")
-        ImageDraw.Draw(lab).text((0, 0), r["name"][:18], fill="black", font=font)
-        img.paste(lab.rotate(90, expand=True), (left + i * slot + 10, b0 + 4))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
-
-

@@ -40,6 +40,7 @@ def summary(design, board, clock_mhz: float, budget: dict | None = None) -> dict
         "cycles_per_frame_estimated": ii,
         "fps": est["fps"], "latency_cycles": est["latency_cycles"], "fits": est["fits"],
         "totals": est["totals"], "budget": est["budget"], "capacity": est["capacity"],
+        "logic_depth": est["logic_depth"], "ports": est["ports"],
         "layers": rows,
         "notes": list(design.notes),
     }
@@ -86,7 +87,8 @@ The host keeps the float work before the first and after the last hardware layer
 
 def report_files(design, board, clock_mhz: float, source: str,
                  budget: dict | None = None) -> dict[str, bytes]:
-    from .estimate import estimate, plot_png
+    from .estimate import estimate
+    from .plot import plot_png
     s = summary(design, board, clock_mhz, budget)
     q = design.input_stage.quant
     ops = ", ".join(op.op for op in design.output_stage.chain) or "none"

@@ -2,8 +2,8 @@
 
 A block's logic depth is its longest register-to-register path in cells: LUTs, MUXF7/8
 and carry cells (CARRY4 on 7-series, CARRY8 on UltraScale+) each count one level. That
-is what Yosys `ltp -noff` reports after `synth_xilinx` once the flip-flops and block RAMs
-are deleted (so paths start and end at them); hw_tests/test_timing.py compares this
+is what Yosys `ltp -noff` reports after `synth_xilinx` once the flip-flops, shift registers
+(SRL) and block RAMs are deleted (so paths start and end at them); hw_tests/test_timing.py compares this
 model with it.
 
 Budget rule (documented in docs/timing.md): after placement and routing, one level costs
@@ -63,7 +63,7 @@ def mvau(l, family: str) -> dict:
         first = sel + 1 + adder(levels[0][1], family)     # +-x, then the pair sum
     else:
         xa, wa = l.mul_widths()
-        prod = 1 if xa + wa <= 6 else adder(xa + wa, family) + ceil(min(xa, wa) / 2)
+        prod = 2 if xa + wa <= 6 else adder(xa + wa, family) + ceil(min(xa, wa) / 2)
         first = sel + prod + adder(levels[0][1], family)
     stages = {"tree_1": first}
     for k, (_, w) in enumerate(levels[1:], start=2):
@@ -73,9 +73,11 @@ def mvau(l, family: str) -> dict:
         stages["compare"] = adder(accw, family)
         if nt > 1:
             stages["count"] = ubits(nt)
-    stages["issue"] = counter(ubits(depth - 1), family)
-    if depth > 1 and getattr(l, "mem_style", None) == "lut":
-        stages["weight_rom"] = 1 + mux_levels(ceil(depth / 64))
+    # the weight ROM's read register: Yosys moves it in front of a ROM in logic (an
+    # address register), so the next-address logic and the ROM lookup share a stage
+    style = getattr(l, "mem_style", None) or l.default_mem_style()
+    rom = 1 + mux_levels(ceil(depth / 64)) + 1 if depth > 1 and style == "lut" else 0
+    stages["issue"] = counter(ubits(depth - 1), family) + rom
     return stages
 
 

@@ -8,7 +8,9 @@ families' entries are kept):
   *.refs.npz  inputs and the qonnx executor's outputs.
 and, with --big DIR, brevitas_examples' MobileNet-v1 (4 bit, width 0.25) and ProxylessNAS
 mobile14 (4 bit) with random weights and calibrated BatchNorm statistics into DIR (too large
-to commit; the slow tests generate them with `build_imagenet_model`).
+to commit; the slow tests generate them with `build_imagenet_model`). These have no input
+quantizer (float pixels): their reference inputs lie on the INT8 x 2^-7 grid, so run them
+with `--input-type INT8 --input-scale 0.0078125`.
 
 The networks are the installed brevitas_examples classes (ConvBlock, DwsConvBlock,
 quant_mobilenet_v1, quant_proxylessnas_mobile14); weights are random, BatchNorm statistics
@@ -122,13 +124,17 @@ def export(model, example, path: Path, dynamo: bool) -> None:
         data.unlink()
 
 
-def build(model, shape, seed: int, path: Path, dynamo: bool, n_refs: int = N_REFS):
+def build(model, shape, seed: int, path: Path, dynamo: bool, n_refs: int = N_REFS,
+          calib=(2, 16), grid: bool = False):
     torch, _ = _torch()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    batches = [rng.uniform(-1, 1, (16,) + shape).astype(np.float32) for _ in range(2)]
+    batches = [rng.uniform(-1, 1, (calib[1],) + shape).astype(np.float32)
+               for _ in range(calib[0])]
     calibrate(model, batches, rng)
     inputs = rng.uniform(-1, 1, (n_refs,) + shape).astype(np.float32)
+    if grid:     # float pixels on the INT8 x 2^-7 grid: the type the user declares
+        inputs = (np.clip(np.round(inputs * 128), -128, 127) / 128).astype(np.float32)
     export(model, torch.from_numpy(inputs[:1]), path, dynamo)
     outputs = qonnx_outputs(path, inputs)
     with torch.no_grad():
@@ -145,7 +151,7 @@ def build_imagenet_model(name: str, out: Path, size: int = 224, n_refs: int = 2)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.onnx"
     build(imagenet_model(name), (3, size, size), 7 if "mobile" in name else 11, path, False,
-          n_refs)
+          n_refs, calib=(1, 4), grid=True)
     return path
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from bnncc import api
 from bnncc.boards import get_board
-from bnncc.estimate import estimate, plot_png, table
+from bnncc.estimate import estimate, table
+from bnncc.plot import plot_png
 from bnncc.folding import fold_max_fps
 
 FIX = Path(__file__).parent / "fixtures" / "brevitas"

@@ -35,6 +35,6 @@ def test_forms_write_what_exporters_write():
         if c.family == "dynamic-batch":
             assert c.model.graph.input[0].type.tensor_type.shape.dim[0].dim_param
     assert {"Shape", "Gather", "Unsqueeze", "Concat", "Slice"} <= ops["dynamic-batch"]
-    assert {"GreaterOrEqual", "Where", "Less", "Not", "Cast", "ConstantOfShape", "Neg"} <= \
-        ops["where-sign"]
+    assert {"GreaterOrEqual", "Where", "Less", "Not", "Cast", "ConstantOfShape", "Neg",
+            "Clip"} <= ops["where-sign"]
     assert "BatchNormalization" not in ops["bn-folded"] and "Sign" in ops["bn-folded"]

@@ -117,8 +117,10 @@ def _mvau(l: MVAU, mod: str, files: dict) -> dict:
     for k, (n, w_) in enumerate(levels):
         tree.append(dict(n=n, w=w_, nin=nin, win=win, src=src, sgn=sgn))
         nin, win, src = n, w_, f"t{k + 1}"
-    dot = f"t{len(levels)}[pa]"
-    dot_ext = ("{{(ACCW-DW){1'b0}}, %s}" if l.binary else "{{(ACCW-DW){%s[DW-1]}}, %s}") % ((dot,) * (1 if l.binary else 2))
+    dot = f"t{len(levels)}[pa*DW +: DW]"
+    top = f"t{len(levels)}"
+    dot_ext = (f"{{{{(ACCW-DW){{1'b0}}}}, {dot}}}" if l.binary
+               else f"{{{{(ACCW-DW){{{top}[pa*DW+DW-1]}}}}, {dot}}}")
     fd = l.out_fifo_depth()
     if nt and l.odt.is_bipolar and nt != 1:
         raise BnnccError(f"{l.name}: bipolar output with {nt} thresholds")

@@ -62,6 +62,11 @@ class Lowering(LayoutOps, ElementwiseOps, QuantOps, SignOps, JoinOps, QdqOps, QO
         self.notes: list[str] = []
         self.per_channel_widths = False
         self.consumers: dict[str, int] = {}
+        self.producers = {o: n for n in model.graph.node for o in n.output}
+        self.users: dict[str, list] = {}
+        for n in model.graph.node:
+            for i in n.input:
+                self.users.setdefault(i, []).append(n)
         for n in model.graph.node:
             for i in n.input:
                 self.consumers[i] = self.consumers.get(i, 0) + 1

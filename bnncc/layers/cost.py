@@ -39,6 +39,8 @@ def coef_key(layer) -> str:
         return "MVAU_BIN" if layer.binary else "MVAU_INT"
     if k == "SlidingWindow":
         return "SWGP" if layer.parallel else "SWG"
+    if k == "VVAU":
+        return "VVAU"
     return {"Thresholding": "THRESH", "MaxPool": "POOL", "SumPool": "SUMPOOL",
             "AddStreams": "ADD", "Concat": "CONCAT", "Duplicate": "DUP",
             "LabelSelect": "LABEL", "FIFO": "FIFO", "WidthConverter": "DWC"}[k]

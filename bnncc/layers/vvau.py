@@ -175,10 +175,16 @@ class VVAU(Layer):
     def default_mem_style(self) -> str:
         return "block" if self.weights.size * self.wdt.bits >= 16384 else "lut"
 
-    def features(self, style: str) -> tuple[list, list]:
-        """Structural LUT and FF counts of templates/rtl/vvau.v.j2 (the MVAU's datapath
-        terms: products, partial sums, accumulators, comparators, weight ROM)."""
+    def features(self, style: str | None = None) -> tuple[list, list]:
+        """Structural LUT and FF counts of templates/rtl/vvau.v.j2, few enough for the
+        handful of calibration points to pin down. LUT: XNOR-popcount lanes, multiplier /
+        add-sub bits (none where a DSP48 takes the product), accumulator adders and
+        threshold comparators, ROMs in logic, control and output FIFO. FF: the input,
+        weight and partial-sum registers a DSP48 or block RAM does not absorb (Yosys packs
+        them, and the accumulator, into DSP pipeline registers and the BRAM output
+        register), accumulators and threshold registers, control."""
         from .cost import fifo_resources, ubits
+        style = style or self.mem_style or self.default_mem_style()
         pe, gf = self.pe, self.groups // self.pe
         lanes = pe * self.cout * self.cin
         rows = pe * self.cout
@@ -190,25 +196,26 @@ class VVAU(Layer):
         ctr = ubits(gf - 1) + ubits(self.k - 1) + ubits(depth - 1)
         binary = 1 if self.binary else 0
         addsub = 0 if binary else int(self.wdt.is_bipolar or self.idt.is_bipolar)
-        mul = 1 - binary - addsub
+        dsp = self.dsp_count() > 0
         xa = xb + (0 if self.idt.signed else 1)
         wa = wb + (0 if self.wdt.signed else 1)
+        arith = addsub * lanes * (xb if self.wdt.is_bipolar else wb + 1) + \
+            (1 - binary - addsub) * lanes * xa * wa * (not dsp)
         rom = wbits * (-(-depth // 64)) if (style == "lut" and depth > 1) else 0
         trom = rows * nt * accw * max(1.0, gf / 64) if (nt and gf > 1) else 0
         fifo = fifo_resources(rows * ob, 8)
-        lut = [binary * lanes, addsub * lanes * (xb if self.wdt.is_bipolar else wb + 1),
-               mul * lanes * xa * wa, (1 - binary) * rows * dw, rows * accw,
-               rows * nt * accw, rom, trom, fifo["LUT"] + ctr, 1.0]
-        ff = [pe * self.cin * xb + wbits * (depth > 1), rows * dw, rows * accw,
-              ctr * 3 + fifo["FF"] + 9, rows * nt * accw * (gf > 1)]
+        lut = [binary * lanes, arith, rows * accw * (1 + nt), rom + trom, fifo["LUT"] + ctr + 1]
+        wreg = wbits * (style == "lut" and depth > 1)
+        ff = [(pe * self.cin * xb + wreg + rows * dw) * (not dsp),
+              rows * accw * (not dsp) + rows * nt * accw * (gf > 1), ctr * 3 + fifo["FF"] + 9]
         return lut, ff
 
     def resources(self, mem_style: str | None = None) -> dict:
         """LUT / FF / BRAM18 / DSP of templates/rtl/vvau.v.j2 at the current PE."""
-        from .cost import bram18, res
+        from .cost import bram18, coef, res
         style = mem_style or self.mem_style or self.default_mem_style()
         fl, ff = self.features(style)
-        kl, kf = (VVAU_LUT_BIN, VVAU_FF) if self.binary else (VVAU_LUT_INT, VVAU_FF)
+        kl, kf = coef("VVAU")
         depth = (self.groups // self.pe) * self.k
         wbits = self.pe * self.cout * self.cin * self.wdt.bits
         return res(LUT=sum(c * f for c, f in zip(kl, fl)), FF=sum(c * f for c, f in zip(kf, ff)),
@@ -216,11 +223,15 @@ class VVAU(Layer):
                    BRAM18=bram18(wbits, depth) if style == "block" else 0)
 
     def dsp_count(self) -> int:
+        """Multiplies Yosys maps to DSP48: a product at least 9 bits wide, where the
+        product is computed at the partial-sum width DW (the RTL's `d + xv * wv`)."""
         if self.binary or self.wdt.is_bipolar or self.idt.is_bipolar:
             return 0
         xa = self.idt.bits + (0 if self.idt.signed else 1)
         wa = self.wdt.bits + (0 if self.wdt.signed else 1)
-        return self.pe * self.cout * self.cin if xa >= 2 and wa >= 2 and xa + wa >= 9 else 0
+        dw = self.rtl_widths()[0]
+        return self.pe * self.cout * self.cin if xa >= 2 and wa >= 2 and min(xa + wa, dw) >= 9 \
+            else 0
 
     def held_words(self) -> int:
         return self.k + 2
@@ -229,12 +240,3 @@ class VVAU(Layer):
         """(input words before the first output word, cycles after the last input word):
         one window of a channel group (bnncc.estimate.first_frame)."""
         return self.k, 0
-
-
-# Coefficients of the features above (LUT: xnor lanes, add/sub lanes, multiplier bits,
-# partial-sum adders, accumulators, comparators, weight ROM, threshold ROM, control,
-# constant; FF: input and weight registers, partial sums, accumulators, control, threshold
-# registers). Until the calibration sweep fits them, they are the structural counts.
-VVAU_LUT_BIN = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5, 1.0, 40.0]
-VVAU_LUT_INT = [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 1.0, 40.0]
-VVAU_FF = [1.0, 1.0, 1.0, 1.0, 1.0]

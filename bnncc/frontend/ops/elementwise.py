@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...passes.chain import ChainOp
+from ...passes.chain import ChainOp, compose_affine
 from ..values import Act, Const
 from . import handles
 
@@ -40,10 +40,17 @@ class ElementwiseOps:
 
     @handles("Add")
     def op_Add(self, node, ins, attrs):
+        ste = self._straight_through(node, ins)
+        if ste is not None:
+            return ste
         return self._binary(node, ins, attrs, "add", "add")
 
     @handles("Sub")
     def op_Sub(self, node, ins, attrs):
+        users = self.users.get(node.output[0], [])
+        if len(users) == 1 and users[0].op_type == "Add" and node.input[1] in users[0].input \
+                and self._ste_parts(ins[1], ins[0]):
+            return ins[0]    # the `sign(x) - x` half of a straight-through sign: see op_Add
         return self._binary(node, ins, attrs, "sub", "rsub")
 
     @handles("Div")
@@ -89,3 +96,24 @@ class ElementwiseOps:
              np.broadcast_to(np.float32(hi), x.shape).copy())
         return Act(x.shape, x.pos, x.src, x.dtype, x.chain + [ChainOp("clip", p, node.name)],
                    x.shared)
+
+    def _straight_through(self, node, ins):
+        """The straight-through sign `x + (sign(x) - x).detach()`: Add(x, Sub(s, x)) is s
+        exactly in float32 when |x| <= 1 (a Hardtanh / Clip to [-1, 1] before it) and s is
+        -1, 0 or +1, so the pair is the sign s itself. Anything else is an ordinary Add."""
+        for i in (0, 1):
+            sub = self.producers.get(node.input[1 - i])
+            if sub is not None and sub.op_type == "Sub" and sub.input[1] == node.input[i] and \
+                    self._ste_parts(ins[i], self.vals.get(sub.input[0])):
+                return self.vals[sub.input[0]]
+        return None
+
+    def _ste_parts(self, x, s) -> bool:
+        if not isinstance(x, Act) or not isinstance(s, Act) or not x.chain or s.dtype is None:
+            return False
+        last = x.chain[-1]
+        if last.op != "clip" or np.any(last.params[0] < -1) or np.any(last.params[1] > 1):
+            return False
+        affine = compose_affine(s.chain)
+        return affine is not None and np.all(affine[0] == 1) and np.all(affine[1] == 0) and \
+            s.dtype.min >= -1 and s.dtype.max <= 1

@@ -13,7 +13,8 @@ rewrites its graph, keeping what it computes:
     every activation ``Sign`` and ``BipolarQuant`` written as tutorials write sign:
     ``torch.where(x >= 0, 1, -1)`` (GreaterOrEqual + Where, constants or
     ConstantOfShape + Neg as the TorchScript exporter writes them), ``Less`` with the
-    outcomes swapped, ``Not(LessOrEqual)``, ``Cast(Greater) * 2 - 1``.  Where the
+    outcomes swapped, ``Not(LessOrEqual)``, ``Cast(Greater) * 2 - 1``, and the
+    straight-through ``h + (where(h >= 0, 1, -1) - h).detach()`` after a Hardtanh.  Where the
     rewrite changes sign(0) (ONNX Sign(0) = 0, x >= 0 gives +1) the reference is the
     rewritten graph's own.
 ``bn-folded``
@@ -133,7 +134,13 @@ def _where_sign(model, rng) -> int:
             ge = e.node("GreaterOrEqual", [x, e.const("zero", f32(0))])
             return [ge, e.node("Where", [ge.output[0], e.const("s", s.astype(f32)),
                                          e.const("ms", (-s).astype(f32))], y)]
-        form = int(rng.integers(0, 5))
+        form = int(rng.integers(0, 6))
+        if form == 5:    # straight-through: h = hardtanh(x); h + (where(h >= 0, 1, -1) - h)
+            h = e.node("Clip", [x, e.const("lo", f32(-1)), e.const("hi", f32(1))])
+            ge = e.node("GreaterOrEqual", [h.output[0], e.const("zero", f32(0))])
+            w = e.node("Where", [ge.output[0], e.const("one", f32(1)), e.const("mone", f32(-1))])
+            d = e.node("Sub", [w.output[0], h.output[0]])
+            return [h, ge, w, d, e.node("Add", [h.output[0], d.output[0]], y)]
         if form == 0:    # torch.where(x >= 0, 1., -1.)
             ge = e.node("GreaterOrEqual", [x, e.const("zero", f32(0))])
             return [ge, e.node("Where", [ge.output[0], e.const("one", f32(1)),

@@ -1,0 +1,79 @@
+"""Depthwise-separable models through the command line: brevitas_examples' MobileNet-v1
+blocks (tests/fixtures/dws, scripts/make_dws_fixtures.py) run, inspect, estimate and fold;
+a grouped Conv that does not split evenly is refused."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import fixture_index, fixture_path
+
+DWS = [c for c in fixture_index() if c.get("family") == "dws"]
+
+
+@pytest.mark.parametrize("case", DWS, ids=[c["name"] for c in DWS])
+def test_cli_run_equals_qonnx_executor(case, cli, tmp_path):
+    refs = np.load(fixture_path(case["refs"]))
+    np.save(tmp_path / "in.npy", refs["inputs"])
+    rc, _, err = cli("run", fixture_path(case["model"]), "-i", tmp_path / "in.npy",
+                     "-o", tmp_path / "out.npy")
+    assert rc == 0, err
+    y = np.load(tmp_path / "out.npy")
+    assert np.array_equal(y.reshape(refs["outputs"].shape), refs["outputs"])
+    assert len(np.unique(refs["outputs"])) > 4
+
+
+def test_inspect_shows_vvau_rows(cli):
+    rc, out, _ = cli("inspect", fixture_path(DWS[0]["model"]))
+    assert rc == 0
+    rows = [r for r in out.splitlines() if " VVAU " in r]
+    assert len(rows) == 3
+    assert all("groups=" in r and "CIN=1" in r and "thresholds=15" in r for r in rows)
+    assert sum("order=depthwise" in r for r in out.splitlines()) == 3
+
+
+@pytest.mark.parametrize("board", ["pynq-z2", "zcu104"])
+def test_estimate_folds_vvau_with_its_window(cli, board):
+    rc, out, err = cli("estimate", fixture_path(DWS[0]["model"]), "--board", board, "--json")
+    assert rc == 0, err
+    est = json.loads(out)
+    rows = est["layers"]
+    vv = [i for i, r in enumerate(rows) if r["kind"] == "VVAU"]
+    assert len(vv) == 3 and all(rows[i]["LUT"] > 0 and rows[i]["cycles"] > 0 for i in vv)
+    assert est["fits"] and est["fps"] > 0
+    assert any(rows[i]["PE"] > 1 for i in vv)
+    for i in vv:     # the window before it carries PE groups of CIN = 1 channel per word
+        assert rows[i - 1]["kind"] == "SlidingWindow" and rows[i - 1]["SIMD"] == rows[i]["PE"]
+        assert rows[i - 1]["out_elems"] == rows[i]["in_elems"] == rows[i]["PE"]
+
+
+def test_config_pins_vvau_pe(cli, tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"layers": {"vvau_0": {"PE": 4}}}))
+    rc, out, err = cli("estimate", fixture_path(DWS[0]["model"]), "--config", cfg, "--json")
+    assert rc == 0, err
+    row = next(r for r in json.loads(out)["layers"] if r["name"] == "vvau_0")
+    assert row["PE"] == 4 and row["cycles"] == 12 * 12 * (8 // 4) * 9
+    cfg.write_text(json.dumps({"layers": {"vvau_0": {"PE": 3}}}))
+    rc, _, err = cli("estimate", fixture_path(DWS[0]["model"]), "--config", cfg)
+    assert rc == 2 and "PE=3" in err and len(err.strip().splitlines()) == 1
+
+
+def test_uneven_groups_refused(cli, tmp_path):
+    q = "qonnx.custom_op.general"
+    c = lambda n, v: numpy_helper.from_array(np.asarray(v, np.float32), n)
+    nodes = [helper.make_node("Quant", ["x", "s", "z", "b"], ["xq"], domain=q, signed=1,
+                              narrow=0, rounding_mode="ROUND"),
+             helper.make_node("Conv", ["xq", "w"], ["y"], group=4, kernel_shape=[3, 3],
+                              name="conv_g4")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                     [1, 6, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
+                          [c("s", 1.0), c("z", 0.0), c("b", 4.0), c("w", np.ones((4, 1, 3, 3)))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(q, 1)])
+    onnx.save(m, tmp_path / "g.onnx")
+    rc, _, err = cli("inspect", tmp_path / "g.onnx")
+    assert rc == 2 and "conv_g4" in err and "Conv" in err and "group=4" in err
+    assert len(err.strip().splitlines()) == 1
