@@ -41,6 +41,7 @@ def summary(design, board, clock_mhz: float, budget: dict | None = None) -> dict
         "fps": est["fps"], "latency_cycles": est["latency_cycles"], "fits": est["fits"],
         "totals": est["totals"], "budget": est["budget"], "capacity": est["capacity"],
         "logic_depth": est["logic_depth"], "ports": est["ports"],
+        **({"compression": est["compression"]} if "compression" in est else {}),
         "layers": rows,
         "notes": list(design.notes),
     }
