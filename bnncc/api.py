@@ -94,8 +94,10 @@ class Accelerator:
         self.hardware: Design | None = None   # what csim / rtlsim build, if not `design`
 
     def estimate(self) -> dict:
+        from .compression import with_compression
         from .estimate import estimate
-        return estimate(self.design, self.board, self.clock_mhz, budget=self.budget)
+        est = estimate(self.design, self.board, self.clock_mhz, budget=self.budget)
+        return with_compression(est, self.design, self.board, self.clock_mhz, self.budget)
 
     def table(self) -> str:
         from .estimate import table

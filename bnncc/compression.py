@@ -22,6 +22,12 @@ def removed_channels(design) -> int:
                for k in ("constant_channels", "unread_channels"))
 
 
+def with_compression(est: dict, design, board, clock_mhz: float, budget) -> dict:
+    """The estimate, plus its "compression" entry when the design lost channels."""
+    comp = compression_summary(design, est, board, clock_mhz, budget)
+    return {**est, "compression": comp} if comp is not None else est
+
+
 def compression_summary(design, est: dict, board, clock_mhz: float, budget) -> dict | None:
     """None unless the design lost channels; else weight bits, channels removed, and the
     kept-everything design's totals at the pruned design's frames/s (or at its own best
@@ -45,11 +51,3 @@ def compression_summary(design, est: dict, board, clock_mhz: float, budget) -> d
         "kept_totals": eu["totals"],
         "saved": {k: eu["totals"][k] - est["totals"][k] for k in RES},
     }
-
-
-def summary_line(c: dict) -> str:
-    s = c["saved"]
-    return (f"channel removal: {c['channels_removed']} channels, weight bits "
-            f"{c['weight_bits']['kept']:,} -> {c['weight_bits']['removed']:,}; against every "
-            f"channel kept at {c['kept_fps']:,.0f} frames/s: "
-            + ", ".join(f"{k} {s[k]:+,}" for k in RES if s[k]) + " saved")

@@ -107,7 +107,7 @@ def estimate(design, board, clock_mhz: float | None = None, budget: dict | None 
     frac = dict(DEFAULT_BUDGET)
     frac.update({k: v for k, v in (budget or {}).items()})
     depth = logic_depth(design, rows, board, clock)
-    est = {
+    return {
         "board": board.name, "part": board.part, "clock_mhz": clock,
         "fps": clock * 1e6 / ii, "cycles_per_frame": ii, "latency_cycles": int(lat),
         "latency_us": lat / clock, "fits": bool(fits),
@@ -121,11 +121,6 @@ def estimate(design, board, clock_mhz: float | None = None, budget: dict | None 
         "ports": port_bandwidth(design, clock * 1e6 / ii),
         "layers": rows,
     }
-    from .compression import compression_summary
-    comp = compression_summary(design, est, board, clock, budget)
-    if comp is not None:
-        est["compression"] = comp
-    return est
 
 
 def logic_depth(design, rows: list[dict], board, clock_mhz: float) -> dict:
@@ -190,9 +185,12 @@ def table(est: dict) -> str:
                  f"{est['fps']:,.0f} frames/s ({est['cycles_per_frame']} cycles per frame, "
                  f"bottleneck {est['bottleneck']}), latency {est['latency_cycles']} cycles "
                  f"({est['latency_us']:.1f} us)")
-    if "compression" in est:
-        from .compression import summary_line
-        lines.append(summary_line(est["compression"]))
+    c = est.get("compression")   # bnncc.compression: channel removal against all kept
+    if c:
+        lines.append(f"channel removal: {c['channels_removed']} channels, weight bits "
+                     f"{c['weight_bits']['kept']:,} -> {c['weight_bits']['removed']:,}; against "
+                     f"every channel kept at {c['kept_fps']:,.0f} frames/s: " +
+                     ", ".join(f"{k} {v:+,}" for k, v in c["saved"].items() if v) + " saved")
     ld = est.get("logic_depth")
     if ld:
         lines.append(f"logic depth: worst {ld['worst_levels']} levels ({ld['worst_layer']}, "
