@@ -1,4 +1,6 @@
-"""Command line: bnncc inspect | run (more commands as backends land).
+"""Command line: bnncc inspect | run | compile | cosim | estimate | sweep | boards | cache.
+
+Every command is a thin layer over bnncc.api (the same calls a Python user makes).
 
 Exit codes: 0 success, 2 bad or unsupported input (one line on stderr naming file, node
 and op), 1 verification mismatch, 3 internal error, 130 interrupted. No traceback ever
@@ -14,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from . import __version__, api
+from . import __version__
 from .entry import Terminated, install_handlers
 from .errors import BnnccError
 
@@ -60,14 +62,9 @@ def _scale(text: str) -> float:
     return v
 
 
-def _load(a):
-    return api.load(a.model, a.input_type, a.input_scale)
-
-
-def cmd_inspect(a) -> int:
-    design = _load(a)
-    print("\n".join(api.inspect_lines(design)))
-    return 0
+def _model(a):
+    from . import api          # imported once progress reporting runs (onnx is slow to import)
+    return api.load_model(a.model, a.input_type, a.input_scale, getattr(a, "prune", "auto"))
 
 
 def _not_an_input(out: str, *inputs: str) -> None:
@@ -76,15 +73,6 @@ def _not_an_input(out: str, *inputs: str) -> None:
         if os.path.exists(p) and os.path.exists(out) and os.path.samefile(out, p):
             raise BnnccError("the output file is one of the inputs; refusing to overwrite it",
                              file=out)
-
-
-def cmd_run(a) -> int:
-    _not_an_input(a.output, a.model, a.input)
-    design, _, _ = _prepare(a)
-    x = api.input_array(design, _load_npy(a.input), a.input)
-    y = api.run(design, x, a.engine)
-    _save_npy(a.output, y)
-    return 0
 
 
 def _budget(a) -> dict | None:
@@ -98,81 +86,86 @@ def _budget(a) -> dict | None:
     return b or None
 
 
-def _prepare(a):
-    """Load, pick board and clock, fold for the target. Shared by every command that
-    builds hardware, so what is simulated is what is compiled."""
-    from .boards import get_board
-    from .folding import fold
-    design = _load(a)
-    board = get_board(getattr(a, "board", None) or "pynq-z2")
-    clock = getattr(a, "clock_mhz", None) or board.clock_mhz
-    if clock <= 0:
-        raise BnnccError(f"clock must be positive, got {clock} MHz")
-    fps = getattr(a, "fps", None)
-    if fps is not None and fps <= 0:
-        raise BnnccError(f"--fps must be positive, got {fps}")
-    fold(design, board, clock, fps=fps, budget=_budget(a), config=getattr(a, "config", None))
-    return design, board, clock
+def _fold(a):
+    """Load and fold for the target: every command that builds hardware goes through
+    here, so what is simulated is what is compiled."""
+    return _model(a).fold(board=a.board, fps=a.fps, clock_mhz=a.clock_mhz,
+                          budget=_budget(a), config=a.config)
+
+
+def _json(obj) -> str:
+    import json
+    return json.dumps(obj, sort_keys=True)
+
+
+def cmd_inspect(a) -> int:
+    m = _model(a)
+    print(_json(m.inspect_dict()) if a.json else "\n".join(m.inspect()))
+    return 0
+
+
+def cmd_run(a) -> int:
+    _not_an_input(a.output, a.model, a.input)
+    acc = _fold(a)
+    y = acc.predict(_input(acc, a.input), a.engine)
+    _save_npy(a.output, y)
+    return 0
+
+
+def _input(acc, path: str) -> np.ndarray:
+    from . import api
+    return api.input_array(acc.design, _load_npy(path), path)
 
 
 def cmd_estimate(a) -> int:
-    import json
-    from .estimate import estimate, table
-    design, board, clock = _prepare(a)
-    est = estimate(design, board, clock, budget=_budget(a))
-    print(json.dumps(est, sort_keys=True) if a.json else table(est))
+    acc = _fold(a)
+    est = acc.estimate()
+    if a.json:
+        print(_json(est))
+    else:
+        from .estimate import table
+        print(table(est))
     return 0
 
 
 def cmd_compile(a) -> int:
-    from .project import render_project, write_project
-    design, board, clock = _prepare(a)
-    files = render_project(design, board, clock, a.model)
-    out = write_project(files, a.output, force=a.force, keep_others=a.keep_others,
-                        model=a.model)
-    print(f"wrote {out}/ ({len(files)} files): hls/, rtl/, report.json, README.md")
+    acc = _fold(a)
+    out = acc.write(a.output, force=a.force, keep_others=a.keep_others)
+    print(f"wrote {out}/: hls/, rtl/, report.json, report.md, README.md")
     return 0
 
 
 def cmd_cosim(a) -> int:
-    import json
-    from .sim.cosim import cosim
+    from .sim.cosim import summary
     levels = [lv.strip() for lv in a.levels.split(",") if lv.strip()]
-    bad = [lv for lv in levels if lv not in ("golden", "csim", "rtlsim")]
-    if bad or len(levels) < 2:
-        raise BnnccError(f"--levels needs two or more of golden,csim,rtlsim (got {a.levels})")
-    if not 0.0 <= a.backpressure < 1.0:
-        raise BnnccError(f"--backpressure must be in [0, 1), got {a.backpressure}")
+    sharded = a.shards > 1 or bool(a.scheduler)
     if a.shards < 1:
         raise BnnccError(f"--shards must be at least 1, got {a.shards}")
-    design, board, clock = _prepare(a)
-    x = api.input_array(design, _load_npy(a.input), a.input)
-    if a.shards > 1 or a.scheduler:
-        rep = _cosim_parallel(a, board, clock, x, levels)
+    if sharded and ("onnx" in levels or a.labels or a.expect):
+        raise BnnccError("--shards / --scheduler run the integer levels (golden, csim, "
+                         "rtlsim) only, without --labels or --expect")
+    acc = _fold(a)
+    x = _input(acc, a.input)
+    labels = _load_npy(a.labels) if a.labels else None
+    expect = _load_npy(a.expect) if a.expect else None
+    if sharded:
+        from .api import check_cosim
+        check_cosim(levels, a.backpressure)
+        rep = _cosim_parallel(a, acc.board, acc.clock_mhz, x, levels)
     else:
-        from .sim.cosim import ProgressBar
-        bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-        try:
-            rep = cosim(design, x, levels, backpressure=a.backpressure, seed=a.seed,
-                        progress=bar)
-        finally:
-            if bar is not None:
-                bar.close()
-    if a.json:
-        print(json.dumps(rep, sort_keys=True))
-    else:
-        verdict = "bit-exact" if rep["exact"] else "MISMATCH"
-        print(f"{verdict}: {' == '.join(levels)} on {rep['frames']} frames")
-        for k in ("cycles_per_frame_measured", "cycles_per_frame_estimated",
-                  "latency_cycles_measured", "stalls_seen"):
-            if k in rep:
-                print(f"  {k}: {rep[k]}")
-        if not rep["exact"]:
-            m = rep["first_mismatch"]
-            print(f"  first difference: {m['levels'][1]} vs {m['levels'][0]} at layer "
-                  f"{m['layer']}, frame {m['frame']}, element {m['index']}: "
-                  f"{m['values'][1]} != {m['values'][0]}", file=sys.stderr)
-    return 0 if rep["exact"] else 1
+        rep = acc.cosim(x, levels, labels=labels, expect=expect,
+                        backpressure=a.backpressure, seed=a.seed)
+    print(_json(rep) if a.json else summary(rep))
+    if not rep["exact"]:
+        m = rep["first_mismatch"]
+        print(f"bnncc: mismatch: {m['levels'][1]} differs from {m['levels'][0]} at layer "
+              f"{m['layer']}, frame {m['frame']}, element {m['index']}: "
+              f"{m['values'][1]} != {m['values'][0]}", file=sys.stderr)
+    elif rep.get("agrees") is False:
+        worst = min(rep["agreement"], key=rep["agreement"].get)
+        print(f"bnncc: mismatch: top-1 of {worst} agrees with {rep['reference']} on "
+              f"{rep['agreement'][worst]:.4f} of the frames", file=sys.stderr)
+    return 0 if rep["exact"] and rep.get("agrees", True) else 1
 
 
 def _cosim_parallel(a, board, clock, x, levels) -> dict:
@@ -249,66 +242,113 @@ def cmd_sweep(a) -> int:
 
 def cmd_boards(a) -> int:
     from .boards import RESOURCES, list_boards
+    boards = list_boards()
+    if a.json:
+        print(_json([{"key": b.key, "name": b.name, "part": b.part, "family": b.family,
+                      "clock_mhz": b.clock_mhz, "capacity": b.capacity()} for b in boards]))
+        return 0
     print(f"{'board':<12} {'part':<22} {'MHz':>5} " + " ".join(f"{r:>8}" for r in RESOURCES))
-    for b in list_boards():
+    for b in boards:
         print(f"{b.key:<12} {b.part:<22} {b.clock_mhz:>5g} " +
               " ".join(f"{v:>8}" for v in b.capacity().values()))
     return 0
 
 
+def cmd_cache(a) -> int:
+    from .resources import cache_clean, cache_info
+    if a.action == "clean":
+        freed = cache_clean()
+        print(f"removed {freed / 1e6:.1f} MB from {cache_info()['path']}")
+        return 0
+    info = cache_info()
+    if a.json:
+        print(_json(info))
+        return 0
+    print(f"cache: {info['path']} ({info['bytes'] / 1e6:.1f} MB)")
+    for k, p in sorted(info["parts"].items()):
+        print(f"  {k:<8} {p['entries']:>6} entries {p['bytes'] / 1e6:>9.1f} MB")
+    return 0
+
+
+EPILOG = """exit codes: 0 success; 1 verification mismatch; 2 bad or unsupported input
+(one line on stderr naming the file, node and op). Progress of long steps goes to
+stderr: a bar on a terminal, plain lines every few seconds otherwise (-q: none)."""
+
+
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="bnncc", description=__doc__.splitlines()[0])
+    from . import __doc__ as about
+    p = _Parser(prog="bnncc", description=about.strip(), epilog=EPILOG)
     p.add_argument("--version", action="version", version=f"bnncc {__version__}")
     p.add_argument("--debug", action="store_true",
                    help="print the traceback of an internal error (also BNNCC_DEBUG=1)")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("inspect", help="print the lowered IR, one line per layer")
-    s.add_argument("model")
-    _input_args(s)
-    s.set_defaults(fn=cmd_inspect)
-    s = sub.add_parser("run", help="run a batch through the model and write its outputs")
-    s.add_argument("model")
-    s.add_argument("-i", "--input", required=True, help="float32 .npy, leading batch axis")
-    s.add_argument("-o", "--output", required=True, help=".npy to write")
-    s.add_argument("--engine", default="golden", choices=["golden", "csim", "rtlsim"])
-    _input_args(s)
-    s.set_defaults(fn=cmd_run)
+    _verbosity(p)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("compile", help="write an HLS project, RTL and a report to DIR")
-    s.add_argument("model")
-    s.add_argument("-o", "--output", required=True, metavar="DIR")
+    s = _cmd(sub, "inspect", "print the lowered IR, one line per layer", cmd_inspect)
+    s.add_argument("model", help="ONNX / QONNX / FINN-ONNX model file")
+    _input_args(s)
+    s.add_argument("--json", action="store_true", help="print the IR as JSON")
+
+    s = _cmd(sub, "run", "run a batch through the folded design and write its outputs",
+             cmd_run)
+    s.add_argument("model", help="ONNX / QONNX / FINN-ONNX model file")
+    s.add_argument("-i", "--input", required=True, metavar="IN.npy",
+                   help="float32 .npy, the model's input shape with a leading batch axis")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.npy",
+                   help=".npy to write the model's outputs to")
+    s.add_argument("--engine", default="golden", choices=["golden", "csim", "rtlsim"],
+                   help="golden integer model (default), g++ C simulation or Verilator "
+                        "RTL simulation")
+    _board_args(s)
+
+    s = _cmd(sub, "compile", "write an HLS project, RTL and a report to DIR", cmd_compile)
+    s.add_argument("model", help="ONNX / QONNX / FINN-ONNX model file")
+    s.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="output directory (created; one bnncc made earlier is replaced)")
     _board_args(s)
     s.add_argument("--force", action="store_true",
                    help="write into DIR even if bnncc did not create it (files bnncc did "
                         "not write are never deleted)")
     s.add_argument("--keep-others", action="store_true",
                    help="DIR holds files bnncc did not write: keep them as they are")
-    s.set_defaults(fn=cmd_compile)
 
-    s = sub.add_parser("cosim", help="compare golden / C simulation / RTL simulation bit for bit")
-    s.add_argument("model")
-    s.add_argument("-i", "--input", required=True)
-    s.add_argument("--levels", default="golden,csim")
-    s.add_argument("--backpressure", type=float, default=0.0,
-                   help="probability of output backpressure and input gaps per cycle (rtlsim)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--json", action="store_true")
+    s = _cmd(sub, "cosim", "verify the design against the original model, the labels "
+             "and itself: onnx, golden, C and RTL simulation", cmd_cosim)
+    s.add_argument("model", help="ONNX / QONNX / FINN-ONNX model file")
+    s.add_argument("-i", "--input", required=True, metavar="IN.npy",
+                   help="float32 .npy, the model's input shape with a leading batch axis")
+    s.add_argument("--levels", default="golden,csim", metavar="L1,L2,...",
+                   help="levels to run, from onnx (the original model in onnxruntime or "
+                        "the qonnx executor), golden, csim, rtlsim (default golden,csim); "
+                        "the integer levels must agree exactly")
+    s.add_argument("--labels", default=None, metavar="LABELS.npy",
+                   help="one class index per frame: report top-1 accuracy per level")
+    s.add_argument("--expect", default=None, metavar="OUT.npy",
+                   help="your reference outputs (e.g. from PyTorch): report top-1 agreement "
+                        "and the largest absolute error of every level against them "
+                        "(default reference: the onnx level)")
+    s.add_argument("--backpressure", type=float, default=0.0, metavar="P",
+                   help="probability of output backpressure and input gaps per cycle "
+                        "(rtlsim), in [0, 1)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the backpressure pattern")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.add_argument("--shards", type=int, default=1,
-                   help="cut the batch into N pieces run in parallel (on --scheduler)")
+                   help="cut the batch into N pieces run in parallel (on --scheduler; "
+                        "integer levels only)")
     s.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler for the shards ('local', 'none', tcp://...; "
                         "also $BNNCC_SCHEDULER)")
     _board_args(s)
-    s.set_defaults(fn=cmd_cosim)
 
-    s = sub.add_parser("estimate", help="frames/s, latency and resources of the folded design")
-    s.add_argument("model")
+    s = _cmd(sub, "estimate", "frames/s, latency and resources of the folded design",
+             cmd_estimate)
+    s.add_argument("model", help="ONNX / QONNX / FINN-ONNX model file")
     _board_args(s)
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(fn=cmd_estimate)
+    s.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
-    s = sub.add_parser("sweep", help="the fps-versus-resources Pareto front per model and board")
-    s.add_argument("models", nargs="+", metavar="MODEL")
+    s = _cmd(sub, "sweep", "the fps-versus-resources Pareto front per model and board",
+             cmd_sweep)
+    s.add_argument("models", nargs="+", metavar="MODEL", help="ONNX model files")
     s.add_argument("--boards", default=None, metavar="B1,B2",
                    help="board names or .toml files (default: every known board)")
     s.add_argument("--clock-mhz", default=None, metavar="F1,F2",
@@ -326,11 +366,35 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None,
                    help="workers of the local cluster (default: one per core)")
     _input_args(s)
-    s.set_defaults(fn=cmd_sweep)
 
-    s = sub.add_parser("boards", help="list the known boards")
-    s.set_defaults(fn=cmd_boards)
+    s = _cmd(sub, "boards", "list the known boards", cmd_boards)
+    s.add_argument("--json", action="store_true", help="print the boards as JSON")
+
+    s = _cmd(sub, "cache", "show or clean the build cache (C/RTL simulators, Yosys "
+             "results)", cmd_cache)
+    s.add_argument("action", nargs="?", default="info", choices=["info", "clean"],
+                   help="info (default): where it is and its size; clean: remove it")
+    s.add_argument("--json", action="store_true", help="print the info as JSON")
     return p
+
+
+def _verbosity(p, top: bool = True) -> None:
+    """-v / -q, before or after the command name (after it, the defaults are suppressed
+    so they do not undo a flag given before it)."""
+    d = {} if top else {"default": argparse.SUPPRESS}
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="count", help="more detail on stderr "
+                   "(tool steps and timings)", **({"default": 0} if top else d))
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress output, "
+                   "only errors", **({"default": False} if top else d))
+
+
+def _cmd(sub, name: str, help: str, fn):
+    s = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                       epilog=EPILOG)
+    _verbosity(s, top=False)
+    s.set_defaults(fn=fn)
+    return s
 
 
 def _input_args(s) -> None:
@@ -340,22 +404,57 @@ def _input_args(s) -> None:
                         "finn_datatype annotation")
     s.add_argument("--input-scale", type=_scale, default=1.0, metavar="S",
                    help="real input = S * integer (e.g. 1/255, 2^-7); default 1")
+    s.add_argument("--prune", choices=("auto", "on", "off"), default="auto",
+                   help="remove channels that carry no information (constant or unread) "
+                        "from the hardware, folding their constants into the readers: "
+                        "auto (default) in self-compressing networks (per-channel bit "
+                        "widths or all-zero weight channels), on for every network, off")
 
 
 def _board_args(s) -> None:
     _input_args(s)
-    s.add_argument("--board", default="pynq-z2", help="board name or a board .toml file")
-    s.add_argument("--clock-mhz", type=float, default=None)
+    s.add_argument("--board", default="pynq-z2",
+                   help="board name (see `bnncc boards`) or a board .toml file; "
+                        "default pynq-z2")
+    s.add_argument("--clock-mhz", type=float, default=None, metavar="F",
+                   help="clock frequency (default: the board's)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--fps", type=float, default=None, help="target frames per second")
+    g.add_argument("--fps", type=float, default=None,
+                   help="the cheapest design reaching this many frames per second")
     g.add_argument("--max-fps", action="store_true",
-                   help="fastest design within the budget (the default)")
+                   help="the fastest design within the budget (the default)")
     s.add_argument("--lut-budget", type=float, default=None, metavar="F",
                    help="fraction of the board's LUTs the design may use (default 0.7)")
     s.add_argument("--bram-budget", type=float, default=None, metavar="F",
                    help="fraction of the board's BRAM18 the design may use (default 0.8)")
     s.add_argument("--config", default=None, metavar="JSON",
-                   help="per-layer folding overrides: {\"layers\": {\"mvau_1\": {\"PE\": 8}}}")
+                   help="per-layer folding pins, a JSON file: "
+                        "{\"layers\": {\"mvau_1\": {\"PE\": 8, \"SIMD\": 16}}}")
+
+
+def _ui(a) -> int:
+    """Run the command with logging and progress set up from -v / -q and the terminal."""
+    import logging
+
+    from . import progress
+    verbose = getattr(a, "verbose", 0) or 0
+    quiet = getattr(a, "quiet", False)
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    log = logging.getLogger("bnncc")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("bnncc: %(message)s"))
+    old = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+    kind = "none" if quiet else ("bar" if sys.stderr.isatty() else "log")
+    try:
+        with progress.reporting(kind, sys.stderr, base=a.cmd):
+            return a.fn(a)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old[0])
+        log.propagate = old[1]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -407,7 +506,7 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             if not debug:   # one line on stderr means no library warnings either
                 warnings.simplefilter("ignore")
-            rc = args.fn(args)
+            rc = _ui(args)
         sys.stdout.flush()
         return rc
     except BnnccError as e:

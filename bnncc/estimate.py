@@ -5,7 +5,7 @@ computed: the initiation interval is the slowest block's cycles per frame (layer
 width converters), fps = clock / interval, latency is the first frame's, from each
 block's fill and drain (`first_frame`); resources are the sum of every block's model
 (bnncc/layers/*, calibrated against Yosys in docs/calibration.md) plus the FIFO the RTL
-backend puts in front of it. `table(est)` renders it as text, `plot_png(est)` as a PNG.
+backend puts in front of it. `table(est)` renders it as text (bnncc.plot draws it).
 """
 from __future__ import annotations
 
@@ -185,6 +185,12 @@ def table(est: dict) -> str:
                  f"{est['fps']:,.0f} frames/s ({est['cycles_per_frame']} cycles per frame, "
                  f"bottleneck {est['bottleneck']}), latency {est['latency_cycles']} cycles "
                  f"({est['latency_us']:.1f} us)")
+    c = est.get("compression")   # bnncc.compression: channel removal against all kept
+    if c:
+        lines.append(f"channel removal: {c['channels_removed']} channels, weight bits "
+                     f"{c['weight_bits']['kept']:,} -> {c['weight_bits']['removed']:,}; against "
+                     f"every channel kept at {c['kept_fps']:,.0f} frames/s: " +
+                     ", ".join(f"{k} {v:+,}" for k, v in c["saved"].items() if v) + " saved")
     ld = est.get("logic_depth")
     if ld:
         lines.append(f"logic depth: worst {ld['worst_levels']} levels ({ld['worst_layer']}, "
@@ -199,67 +205,3 @@ def table(est: dict) -> str:
     lines.append("fits the budget" if est["fits"] else
                  "DOES NOT FIT the budget: " + ", ".join(f"{k} {t[k]} > {b[k]}" for k in over))
     return "\n".join(lines)
-
-
-def plot_png(est: dict) -> bytes:
-    """Per-layer cycles (log scale, with the interval line) and LUT / FF / BRAM18 as % of
-    the board, as a deterministic PNG. Drawn with Pillow's built-in bitmap font: no font
-    scanning, so `bnncc compile` stays fast and writes no font cache anywhere."""
-    import math
-
-    from PIL import Image, ImageDraw, ImageFont
-
-    rows = est["layers"]
-    font = ImageFont.load_default()
-    n = max(1, len(rows))
-    slot, left, top, panel, gap, label_h = 36, 70, 30, 200, 30, 110
-    w = left + slot * n + 20
-    h = top + 2 * panel + gap + label_h + 12
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    d.text((left, 8), f"{est['board']} @ {est['clock_mhz']:g} MHz: {est['fps']:,.0f} frames/s, "
-           f"interval {est['cycles_per_frame']} cycles", fill="black", font=font)
-
-    # cycles per frame, log scale
-    y0, y1 = top + panel, top + 10
-    hi = math.log10(max([r["cycles"] for r in rows] + [10]))
-    ypos = lambda c: y0 + (y1 - y0) * (math.log10(max(c, 1)) / hi)
-    d.rectangle([left, y1, w - 20, y0], outline="black")
-    for e in range(int(hi) + 1):
-        y = ypos(10 ** e)
-        d.line([left - 4, y, left, y], fill="black")
-        d.text((8, y - 5), f"1e{e}", fill="black", font=font)
-    d.text((8, y1 - 12), "cycles", fill="black", font=font)
-    for i, r in enumerate(rows):
-        x = left + i * slot + 6
-        d.rectangle([x, ypos(r["cycles"]), x + slot - 12, y0], fill=(76, 114, 176))
-    yi = ypos(est["cycles_per_frame"])
-    d.line([left, yi, w - 20, yi], fill=(196, 78, 82), width=1)
-
-    # resources, % of the board
-    cap = est["capacity"]
-    res = [(k, c) for k, c in (("LUT", (85, 168, 104)), ("FF", (129, 114, 178)),
-                               ("BRAM18", (221, 132, 82))) if cap[k]]
-    b0, b1 = top + 2 * panel + gap, top + panel + gap + 10
-    pct = [100 * r[k] / cap[k] for r in rows for k, _ in res]
-    pmax = max(pct + [1.0])
-    d.rectangle([left, b1, w - 20, b0], outline="black")
-    d.text((8, b1 - 12), "% of board", fill="black", font=font)
-    d.text((8, b1), f"{pmax:.0f}%", fill="black", font=font)
-    for j, (k, c) in enumerate(res):
-        d.rectangle([w - 90, b1 + 4 + 12 * j, w - 82, b1 + 12 + 12 * j], fill=c)
-        d.text((w - 78, b1 + 2 + 12 * j), k, fill="black", font=font)
-    bw = (slot - 12) // max(1, len(res))
-    for i, r in enumerate(rows):
-        for j, (k, c) in enumerate(res):
-            x = left + i * slot + 6 + j * bw
-            y = b0 - (b0 - b1) * (100 * r[k] / cap[k]) / pmax
-            d.rectangle([x, y, x + bw - 1, b0], fill=c)
-        lab = Image.new("RGB", (label_h, 12), "white")
-        ImageDraw.Draw(lab).text((0, 0), r["name"][:18], fill="black", font=font)
-        img.paste(lab.rotate(90, expand=True), (left + i * slot + 10, b0 + 4))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
-
-

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from bnncc import api
 from bnncc.boards import get_board
-from bnncc.estimate import estimate, plot_png, table
+from bnncc.estimate import estimate, table
+from bnncc.plot import plot_png
 from bnncc.folding import fold_max_fps
 
 FIX = Path(__file__).parent / "fixtures" / "brevitas"
@@ -73,8 +74,9 @@ def _bnncc_imports() -> dict[str, set[str]]:
                 target = (base + "." + node.module if node.module else base) if node.level \
                     else (node.module or "")
                 if target.startswith("bnncc"):
-                    deps.add(target)
-                    deps.update(f"{target}.{a.name}" for a in node.names)
+                    subs = {f"{target}.{a.name}" for a in node.names}
+                    # `from . import timing` imports the submodule, not the package again
+                    deps.update(subs if node.module is None else subs | {target})
             elif isinstance(node, ast.Import):
                 deps.update(a.name for a in node.names if a.name.startswith("bnncc"))
         mods[name] = deps

@@ -35,6 +35,7 @@ from ..backends import hls
 from ..datatypes import DataType
 from ..layers import in_elems, out_elems
 from ..streams import bytes_to_values, words_to_bytes  # noqa: F401  (word files)
+from .tools import run_limited, slots
 
 CXX = os.environ.get("CXX", "g++")
 CSIM_FLAGS = "-O1 -std=c++14 -w"
@@ -86,12 +87,17 @@ def compile_cmds(srcdir: Path, exe: Path, flags: str = CSIM_FLAGS,
 
 
 def _run_all(cmds: list[list[str]]) -> None:
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for c in cmds]
-    errs = [p.communicate()[1] for p in procs]
-    for p, err in zip(procs, errs):
-        if p.returncode != 0:
-            raise BnnccError("g++ failed on the generated HLS C++:\n" + err[-4000:])
+    """Run the commands, as many at once as there are free tool slots."""
+    todo = list(cmds)
+    while todo:
+        with slots(len(todo)) as s:
+            batch, todo = todo[:s.n], todo[s.n:]
+            procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for c in batch]
+            errs = [p.communicate()[1] for p in procs]
+        for p, err in zip(procs, errs):
+            if p.returncode != 0:
+                raise BnnccError("g++ failed on the generated HLS C++:\n" + err[-4000:])
 
 
 def _publish(tmp: Path, entry: Path) -> None:
@@ -122,7 +128,7 @@ def precompiled_header(flags: str, max_w: int | None) -> Path | None:
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="pch-", dir=entry.parent))
     (tmp / "bnncc_pch.h").write_text(text)
-    r = subprocess.run([CXX, *flags.split(), "-isystem", str(ap_include()), "-x", "c++-header",
+    r = run_limited([CXX, *flags.split(), "-isystem", str(ap_include()), "-x", "c++-header",
                         str(tmp / "bnncc_pch.h"), "-o", str(tmp / "bnncc_pch.h.gch")],
                        capture_output=True, text=True)
     if r.returncode != 0:

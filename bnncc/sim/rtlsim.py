@@ -23,7 +23,7 @@ from .. import resources
 from ..backends import rtl
 from ..errors import BnnccError
 from ..streams import decode, encode
-from .tools import verilator_env, verilator_version
+from .tools import run_limited, slots, verilator_env, verilator_version
 
 
 class RtlSimError(BnnccError):
@@ -97,9 +97,9 @@ def build(files: dict[str, str], progress=None) -> Path:
         exe, env = verilator_env()
         if progress:
             progress("compiling with Verilator", 0, 0)
-        r = subprocess.run([exe, *VERILATOR_OPTS, "-Mdir", "obj", "-o", exe_name,
-                            f"tb_{rtl.TOP}.cpp", *vsrc], cwd=tmp, env=env,
-                           capture_output=True, text=True)
+        r = run_limited([exe, *VERILATOR_OPTS, "-Mdir", "obj", "-o", exe_name,
+                         f"tb_{rtl.TOP}.cpp", *vsrc], cwd=tmp, env=env,
+                        capture_output=True, text=True)
         if r.returncode != 0:
             raise RtlSimError("Verilator failed:\n" + (r.stdout + r.stderr)[-4000:])
         obj = tmp / "obj"
@@ -108,9 +108,10 @@ def build(files: dict[str, str], progress=None) -> Path:
         if have_runtime:           # fresh copies: newer than their sources, make keeps them
             for o in RUNTIME_OBJS:
                 shutil.copyfile(runtime / o, obj / o)
-        r = subprocess.run(["make", "-j", "2", "-C", str(obj), "-f", f"{exe_name}.mk",
-                            *MAKE_VARS, f"OPT_FAST={OPT_FAST}", exe_name], env=env,
-                           capture_output=True, text=True)
+        with slots(2) as s:      # make -j as many as the free tool slots
+            r = subprocess.run(["make", "-j", str(s.n), "-C", str(obj), "-f",
+                                f"{exe_name}.mk", *MAKE_VARS, f"OPT_FAST={OPT_FAST}",
+                                exe_name], env=env, capture_output=True, text=True)
         if r.returncode != 0 or not (obj / exe_name).exists():
             raise RtlSimError("Verilator build failed:\n" + (r.stdout + r.stderr)[-4000:])
         if not have_runtime:

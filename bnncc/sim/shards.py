@@ -63,6 +63,11 @@ def merge(reports: list[dict], frames: list[int]) -> dict:
     for k, f in worst.items():
         if all(k in r for r in reports):
             out[k] = f(r[k] for r in reports)
+    if all("seconds" in r for r in reports):    # time summed over the shards
+        sec = {lv: sum(r["seconds"][lv] for r in reports) for lv in out["levels"]}
+        out["seconds"] = {lv: round(v, 3) for lv, v in sec.items()}
+        out["fps"] = {lv: float(f"{out['frames'] / v:.4g}") if v > 0 else None
+                      for lv, v in sec.items()}
     start = 0
     for r, n in zip(reports, frames):
         if not r["exact"]:

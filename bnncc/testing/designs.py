@@ -132,3 +132,16 @@ def model_inputs(entry: dict, n: int) -> np.ndarray:
         v = np.flip(v, axis=-1) if i % 2 else np.roll(v, int(rng.integers(-3, 4)), axis=-2)
         extra.append(np.clip(v + rng.normal(0, 0.05 * (hi - lo), v.shape), lo, hi))
     return np.concatenate([x, np.asarray(extra, dtype=x.dtype)])
+
+
+def flip_threshold(design: Design, layer: str, channel: int = 0) -> Design:
+    """A copy of a folded design with one threshold of `layer` moved to the far end of
+    its type's range: a deliberately broken design for checking that cosim catches it."""
+    import copy
+    bad = copy.deepcopy(design)
+    t = bad.layer(layer).thresholds
+    if t is None:
+        raise ValueError(f"layer {layer} has no thresholds")
+    tdt = bad.layer(layer).tdt
+    t[channel, 0] = tdt.min if t[channel, 0] - tdt.min > tdt.max - t[channel, 0] else tdt.max
+    return bad
