@@ -21,15 +21,21 @@ from .frontend import import_model
 from .ir import Design
 
 
-def load(model_path: str, input_type: str | None = None, input_scale: float = 1.0) -> Design:
+def load(model_path: str, input_type: str | None = None, input_scale: float = 1.0,
+         prune: str = "auto") -> Design:
     """ONNX file -> lowered, width-minimized IR."""
-    return import_model(model_path, input_type, input_scale)
+    return import_model(model_path, input_type, input_scale, prune)
 
 
-def load_model(path: str, input_type: str | None = None, input_scale: float = 1.0) -> "Model":
-    """ONNX file -> Model (`bnncc.load`)."""
+def load_model(path: str, input_type: str | None = None, input_scale: float = 1.0,
+               prune: str = "auto") -> "Model":
+    """ONNX file -> Model (`bnncc.load`). `prune`: "auto" removes the channels that
+    carry no information in self-compressing networks, "on" in every network, "off"
+    never (bnncc.passes.prune)."""
+    if prune not in ("auto", "on", "off"):
+        raise BnnccError(f"prune must be auto, on or off, got {prune!r}")
     with progress.task("loading and lowering the model"):
-        return Model(str(path), import_model(str(path), input_type, input_scale))
+        return Model(str(path), import_model(str(path), input_type, input_scale, prune))
 
 
 class Model:
@@ -88,8 +94,10 @@ class Accelerator:
         self.hardware: Design | None = None   # what csim / rtlsim build, if not `design`
 
     def estimate(self) -> dict:
+        from .compression import with_compression
         from .estimate import estimate
-        return estimate(self.design, self.board, self.clock_mhz, budget=self.budget)
+        est = estimate(self.design, self.board, self.clock_mhz, budget=self.budget)
+        return with_compression(est, self.design, self.board, self.clock_mhz, self.budget)
 
     def table(self) -> str:
         from .estimate import table
@@ -188,6 +196,8 @@ def _plain(v):
         return float(v)
     if isinstance(v, (tuple, list)):
         return [_plain(e) for e in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(e) for k, e in v.items()}
     if isinstance(v, (int, float, bool, str)) or v is None:
         return v
     return str(v)

@@ -285,7 +285,9 @@ def heldout(n: int = 66, seed: int = HELDOUT_SEED, n_vvau: int = 4) -> list[dict
     while len(kinds) < n:
         kinds.append(others[(len(kinds) - n // 3) % len(others)])
     vrng = np.random.default_rng(seed + 1)
-    return [heldout_point(rng, k) for k in kinds] + [_heldout_vvau(vrng) for _ in range(n_vvau)]
+    pts = [heldout_point(rng, k) for k in kinds] + [_heldout_vvau(vrng) for _ in range(n_vvau)]
+    train = {point_label(p) for p in TRAIN}   # a draw that repeats a training layer is
+    return [p for p in pts if point_label(p) not in train]   # dropped, not redrawn
 
 
 def point_label(p: dict) -> str:

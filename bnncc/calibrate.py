@@ -116,10 +116,10 @@ def yosys_cells(rendered: tuple, family: str) -> dict:
 
 
 def synthesize(points: list[dict], family: str = "xc7", jobs: int = 2, log=print,
-               save: bool = False) -> list[dict]:
+               save: bool = False, cached_only: bool = False) -> list[dict | None]:
     """Yosys cell counts of every point: from the committed table, the local cache, or a
     Yosys run (`jobs` processes) for points whose RTL is new. `save` adds the new ones to
-    the committed table."""
+    the committed table; `cached_only` runs no Yosys and gives None for uncached points."""
     ver = _yosys_version()
     cdir = cache_dir()
     data = committed()
@@ -130,7 +130,7 @@ def synthesize(points: list[dict], family: str = "xc7", jobs: int = 2, log=print
         rendered.append(r)
         if key not in data and not (cdir / f"{key}.json").exists():
             todo.append(len(keys) - 1)
-    if todo:
+    if todo and not cached_only:
         log(f"synthesizing {len(todo)} of {len(points)} points with Yosys ({jobs} processes)")
 
         def run(i):
@@ -143,10 +143,11 @@ def synthesize(points: list[dict], family: str = "xc7", jobs: int = 2, log=print
         with ThreadPoolExecutor(jobs) as ex:
             list(ex.map(run, todo))
         log(f"  done in {time.time() - t0:.0f} s")
-    out = [data[k] if k in data else json.loads((cdir / f"{k}.json").read_text()) for k in keys]
+    out = [data[k] if k in data else (json.loads((cdir / f"{k}.json").read_text())
+                                      if (cdir / f"{k}.json").exists() else None) for k in keys]
     if save:
         new = dict(data)
-        new.update(zip(keys, out))
+        new.update((k, c) for k, c in zip(keys, out) if c is not None)
         DATA.write_text(json.dumps(new, sort_keys=True, indent=0) + "\n")
     return out
 
@@ -172,6 +173,10 @@ PINNED = {"SWG": {"LUT": {3: 1.0}}, "SWGP": {"LUT": {0: 1.0, 1: 1.0}},
           "CONCAT": {"LUT": {4: 1.0}}, "POOL": {"LUT": {2: 1.0}}, "FIFO": {"LUT": {0: 1.0}},
           # MVAU FF feature 6: adder-tree pipeline registers and registered compares
           "MVAU_BIN": {"FF": {6: 1.0}}, "MVAU_INT": {"FF": {6: 1.0}}}
+# Coefficients one model shares with another because the RTL is the same code: the weight
+# ROM in logic deeper than 64 words (LUT feature 9) of an integer MVAU is the binary one's
+# wrom; the integer sweep has too few deep LUT ROMs to fit it (the fit gave 0.0).
+TIED = {("MVAU_INT", "LUT", 9): ("MVAU_BIN", "LUT", 9)}
 
 
 def model_features(layer) -> tuple[str, list, list]:
@@ -197,10 +202,12 @@ def err(model: float, meas: float) -> float:
 
 
 def rows_of(points: list[dict], family: str = "xc7", jobs: int = 2, log=print,
-            save: bool = False) -> list[dict]:
-    cells = synthesize(points, family, jobs, log, save)
+            save: bool = False, cached_only: bool = False) -> list[dict]:
+    cells = synthesize(points, family, jobs, log, save, cached_only)
     rows = []
     for p, c in zip(points, cells):
+        if c is None:
+            continue
         meas = count_cells(c)
         mod = model_of(p)
         rows.append(dict(point=point_label(p), spec=p, yosys=meas, model=mod,
@@ -210,9 +217,10 @@ def rows_of(points: list[dict], family: str = "xc7", jobs: int = 2, log=print,
     return rows
 
 
-def sweep(family: str = "xc7", jobs: int = 2, log=print, points=None, save=False) -> list[dict]:
+def sweep(family: str = "xc7", jobs: int = 2, log=print, points=None, save=False,
+          cached_only: bool = False) -> list[dict]:
     """Rows of the training sweep (or of `points`)."""
-    return rows_of(TRAIN if points is None else points, family, jobs, log, save)
+    return rows_of(TRAIN if points is None else points, family, jobs, log, save, cached_only)
 
 
 def fit(points: list[dict], cells: list[dict]) -> dict:
@@ -241,6 +249,9 @@ def fit(points: list[dict], cells: list[dict]) -> dict:
             for j, v in zip(free, x):
                 c[j] = round(float(v), 4)
             out[key][r] = c
+    for (k, r, j), (k2, r2, j2) in TIED.items():
+        if k in out and k2 in out:
+            out[k][r][j] = out[k2][r2][j2]
     return out
 
 
@@ -255,7 +266,9 @@ def _summary(rows: list[dict]) -> dict:
                 bram=sum(r["bram_exact"] for r in rows), dsp=sum(r["dsp_exact"] for r in rows))
 
 
-def _table(rows: list[dict]) -> list[str]:
+def _table(rows: list[dict], of: int | None = None) -> list[str]:
+    if not rows:
+        return [f"None of the {of} points is synthesized yet.", ""]
     lines = ["| point | LUT yosys | LUT model | err | FF yosys | FF model | err | BRAM18 y/m "
              "| DSP y/m |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -264,7 +277,8 @@ def _table(rows: list[dict]) -> list[str]:
                      f"| {y['FF']} | {m['FF']} | {100 * r['err']['FF']:+.1f}% "
                      f"| {y['BRAM18']}/{m['BRAM18']} | {y['DSP']}/{m['DSP']} |")
     s = _summary(rows)
-    lines += ["", f"{s['n']} points. LUT within 15 %: {s['lut15']}/{s['n']}, within 30 %: "
+    missing = f" ({of - s['n']} of the {of} points not yet synthesized)" if of and of > s["n"] else ""
+    lines += ["", f"{s['n']} points{missing}. LUT within 15 %: {s['lut15']}/{s['n']}, within 30 %: "
               f"{s['lut30']}/{s['n']} (max {100 * s['lut_max']:.1f} %, mean "
               f"{100 * s['lut_mean']:.1f} %). FF within 15 %: {s['ff15']}/{s['n']}, within "
               f"30 %: {s['ff30']}/{s['n']} (max {100 * s['ff_max']:.1f} %, mean "
@@ -291,7 +305,8 @@ def markdown(train: list[dict], held: list[dict], family: str) -> str:
         "it) times coefficients in `bnncc/layers/coefficients.json`. The coefficients are "
         "fitted by non-negative least squares on relative error (`calibrate.fit`) on the "
         "**training sweep** only (`bnncc/cal_points.TRAIN`, hand-picked shapes); LUT RAM "
-        "features keep coefficient 1 (the mapping is exact). No layer's LUT estimate is "
+        "features keep coefficient 1 (the mapping is exact); the integer MVAU's deep LUT-ROM "
+        "term shares the binary MVAU's coefficient (`TIED`: the same RTL ROM). No layer's LUT estimate is "
         "below its physical floor (`lut_floor()`: a ROM in logic of D words x W bits needs "
         "W x ceil(D / 64) LUT6, LUT RAM its mapped cells). The **held-out set** "
         "(`cal_points.heldout()`, seed `HELDOUT_SEED`) is random layers of every kind "
@@ -317,9 +332,9 @@ def markdown(train: list[dict], held: list[dict], family: str) -> str:
         "## Held-out set (never fitted)",
         "",
     ]
-    lines += _table(held)
+    lines += _table(held, len(heldout()))
     lines += ["## Training sweep (fitted)", ""]
-    lines += _table(train)
+    lines += _table(train, len(TRAIN))
     return "\n".join(lines)
 
 
@@ -333,16 +348,20 @@ def main(argv=None) -> int:
     ap.add_argument("--save-cells", action="store_true",
                     help="write the Yosys results into the committed table")
     ap.add_argument("--only", choices=("train", "heldout"), help="synthesize one set only")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="run no Yosys: tables of the points already synthesized")
     a = ap.parse_args(argv)
     if a.only:
         synthesize(TRAIN if a.only == "train" else heldout(), a.family, a.jobs, save=a.save_cells)
         return 0
-    cells = synthesize(TRAIN, a.family, a.jobs, save=a.save_cells)
+    cells = synthesize(TRAIN, a.family, a.jobs, save=a.save_cells, cached_only=a.cached_only)
     if a.fit:
         from .layers import cost
+        if any(c is None for c in cells):
+            raise SystemExit("--fit needs every training point synthesized")
         cost.write_coefficients(fit(TRAIN, cells))
-    train = sweep(a.family, a.jobs)
-    held = rows_of(heldout(), a.family, a.jobs, save=a.save_cells)
+    train = sweep(a.family, a.jobs, save=a.save_cells, cached_only=a.cached_only)
+    held = rows_of(heldout(), a.family, a.jobs, save=a.save_cells, cached_only=a.cached_only)
     text = markdown(train, held, a.family)
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Path(a.output).write_text(text)

@@ -64,7 +64,7 @@ def _scale(text: str) -> float:
 
 def _model(a):
     from . import api          # imported once progress reporting runs (onnx is slow to import)
-    return api.load_model(a.model, a.input_type, a.input_scale)
+    return api.load_model(a.model, a.input_type, a.input_scale, getattr(a, "prune", "auto"))
 
 
 def _not_an_input(out: str, *inputs: str) -> None:
@@ -404,6 +404,11 @@ def _input_args(s) -> None:
                         "finn_datatype annotation")
     s.add_argument("--input-scale", type=_scale, default=1.0, metavar="S",
                    help="real input = S * integer (e.g. 1/255, 2^-7); default 1")
+    s.add_argument("--prune", choices=("auto", "on", "off"), default="auto",
+                   help="remove channels that carry no information (constant or unread) "
+                        "from the hardware, folding their constants into the readers: "
+                        "auto (default) in self-compressing networks (per-channel bit "
+                        "widths or all-zero weight channels), on for every network, off")
 
 
 def _board_args(s) -> None:

@@ -185,6 +185,12 @@ def table(est: dict) -> str:
                  f"{est['fps']:,.0f} frames/s ({est['cycles_per_frame']} cycles per frame, "
                  f"bottleneck {est['bottleneck']}), latency {est['latency_cycles']} cycles "
                  f"({est['latency_us']:.1f} us)")
+    c = est.get("compression")   # bnncc.compression: channel removal against all kept
+    if c:
+        lines.append(f"channel removal: {c['channels_removed']} channels, weight bits "
+                     f"{c['weight_bits']['kept']:,} -> {c['weight_bits']['removed']:,}; against "
+                     f"every channel kept at {c['kept_fps']:,.0f} frames/s: " +
+                     ", ".join(f"{k} {v:+,}" for k, v in c["saved"].items() if v) + " saved")
     ld = est.get("logic_depth")
     if ld:
         lines.append(f"logic depth: worst {ld['worst_levels']} levels ({ld['worst_layer']}, "

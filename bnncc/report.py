@@ -23,8 +23,10 @@ def layer_rows(design) -> list[dict]:
 
 
 def summary(design, board, clock_mhz: float, budget: dict | None = None) -> dict:
+    from .compression import with_compression
     from .estimate import estimate
-    est = estimate(design, board, clock_mhz, budget)
+    est = with_compression(estimate(design, board, clock_mhz, budget), design, board,
+                           clock_mhz, budget)
     rows = layer_rows(design)
     by_name = {r["name"]: r for r in est["layers"]}
     for r in rows:
@@ -41,6 +43,7 @@ def summary(design, board, clock_mhz: float, budget: dict | None = None) -> dict
         "fps": est["fps"], "latency_cycles": est["latency_cycles"], "fits": est["fits"],
         "totals": est["totals"], "budget": est["budget"], "capacity": est["capacity"],
         "logic_depth": est["logic_depth"], "ports": est["ports"],
+        **({"compression": est["compression"]} if "compression" in est else {}),
         "layers": rows,
         "notes": list(design.notes),
     }

@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnncc import api
 from bnncc.boards import get_board
 from bnncc.folding import fold_max_fps, fold_simple
 from bnncc.sim import csim
-from bnncc.testing.designs import FIXTURES, fixture_index, rand_values
+from bnncc.testing.designs import fixture_index, load_fixture, rand_values
 
 FOLDINGS = ("simple", "max_fps")
 
@@ -27,10 +26,18 @@ def _fold(d, how):
 @pytest.mark.parametrize("how", FOLDINGS)
 @pytest.mark.parametrize("entry", fixture_index(), ids=lambda e: e["name"])
 def test_loop_counts_equal_cycle_estimate(entry, how):
-    d = _fold(api.load(str(FIXTURES / entry["model"])), how)
+    d = _fold(load_fixture(entry), how)
     frames = 2
     q = rand_values(np.random.default_rng(0), d.first().idt, (frames,) + tuple(d.first().in_shape))
     counts = csim.loop_counts(d, q)
+    interval = max(l.cycles() for l in d.layers())
     for l in d.layers():
-        assert counts.get(l.name, 0) == frames * l.cycles(), (l.name, l.kind, counts.get(l.name),
-                                                             frames * l.cycles())
+        want = l.cycles()
+        if l.kind == "LabelSelect":
+            # the RTL emits a row's k labels while it reads the next row or frame; one HLS
+            # call per frame cannot, so it takes k more cycles, never the bottleneck
+            want = int(np.prod(l.in_shape[:-1]) if len(l.in_shape) > 1 else 1) * \
+                (l.labels // l.pe + l.k)
+            assert want <= interval, (l.name, want, interval)     # the design's rate holds
+        assert counts.get(l.name, 0) == frames * want, (l.name, l.kind, counts.get(l.name),
+                                                       frames * want)

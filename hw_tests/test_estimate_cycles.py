@@ -39,7 +39,8 @@ def _fold(d, b, how, name):
 def test_interval_and_latency_match_verilator(entry, how):
     """Measured frame interval within 5 % and first-frame latency (first input word to
     the last output word of frame 0) within 10 % of the estimate."""
-    d = api.load(str(FIX / entry["model"]))
+    from bnncc.testing.designs import load_fixture
+    d = load_fixture(entry)
     b = get_board("pynq-z2")
     _fold(d, b, how, entry["name"])
     est = estimate(d, b, 100.0)

