@@ -216,6 +216,11 @@ def _ctx_mvau(l: MVAU, c: dict) -> dict:
              acc_bits=acc_bits, weight_rows=[_rows(row) for row in lits],
              thresholds=None, nt=0, tbits=0, tctype="int", threshold_rows=[], out_base=0)
     c["border"] = _border_ctx(l) if l.border is not None else None
+    return _fused_thresholds(l, c)
+
+
+def _fused_thresholds(l, c: dict) -> dict:
+    """The threshold stage fused into an MVAU or VVAU (its rows per PE), if it has one."""
     if l.thresholds is not None:
         t = np.asarray(l.thresholds, np.int64)
         if l.odt.is_bipolar and t.shape[1] != 1:
@@ -251,15 +256,7 @@ def _ctx_vvau(l: VVAU, c: dict) -> dict:
              pixels=l.pixels, binary=bool(l.binary), wdt=l.wdt, acc_bits=acc_bits,
              weight_rows=rows, thresholds=None, nt=0, tbits=0, tctype="int",
              threshold_rows=[], out_base=0)
-    if l.thresholds is not None:
-        t = np.asarray(l.thresholds, np.int64)
-        if l.odt.is_bipolar and t.shape[1] != 1:
-            raise BnnccError(f"{l.name}: a bipolar output needs exactly one threshold per row")
-        tbits = signed_bits(t.min(initial=0), t.max(initial=0))
-        c.update(thresholds=True, nt=int(t.shape[1]), tbits=tbits, tctype=builtin_int(tbits),
-                 threshold_rows=_threshold_rows(l.threshold_tiles()),
-                 out_base=out_levels(l.odt)[0])
-    return c
+    return _fused_thresholds(l, c)
 
 
 def _ctx_thresholding(l: Thresholding, c: dict) -> dict:
