@@ -5,12 +5,12 @@ activations, MinMax calibration on random inputs):
 
   qop_cnn_pc_u8     the float CNN of make_qdq_models.py (Conv, Conv, Gemm) ->
                     QLinearConv, QLinearConv, QGemm; supported, bit-exact
-  qop_rescnn_pc_u8  a residual CNN (x + conv(relu(conv(x)))) -> QLinearConv and
-                    com.microsoft QLinearAdd; bnncc refuses the QLinearAdd (onnxruntime
-                    computes it in float or fixed point depending on the CPU kernel)
+  qop_rescnn_pc_u8  a small ResNet: conv-BN-relu stem, a residual block (conv-BN-relu,
+                    conv-BN, + shortcut, relu), GlobalAveragePool, Gemm; BatchNorm folded
+                    by onnxruntime's pre-processing (quant_pre_process) -> QLinearConv,
+                    com.microsoft QLinearAdd, QLinearGlobalAveragePool, QGemm
 
 `<name>.refs.npz` holds `inputs` (100) and onnxruntime's `outputs` (optimizations off).
-index.json gets the supported model only (the refused one is tested for its exit 2).
 
 Usage:
     python scripts/make_qoperator_models.py [--out tests/fixtures]
@@ -121,10 +121,9 @@ def main(argv=None) -> int:
         onnx.save(q, str(folder / f"{name}.onnx"))
         np.savez_compressed(folder / f"{name}.refs.npz", inputs=x, outputs=ort_outputs(q, x))
         print(name, sorted({(n.domain, n.op_type) for n in q.graph.node}))
-        if name == "qop_cnn_pc_u8":
-            entry = {"name": name, "model": f"qop/{name}.onnx", "refs": f"qop/{name}.refs.npz",
-                     "family": "qop", "output_kind": "logits"}
-            index = [e for e in index if e["name"] != name] + [entry]
+        entry = {"name": name, "model": f"qop/{name}.onnx", "refs": f"qop/{name}.refs.npz",
+                 "family": "qop", "output_kind": "logits"}
+        index = [e for e in index if e["name"] != name] + [entry]
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     return 0
 
