@@ -191,30 +191,50 @@ def test_qlinear_add_of_two_streams_rounds_the_exact_sum():
     assert diffs <= 64
 
 
-def test_stream_by_stream_mul_is_refused(cli, tmp_path):
-    m = _swap_add(F32(0.02), 128, F32(0.05), 0, F32(0.02), 128)
-    for n in m.graph.node:
+def _refused_models():
+    """QOperator constructs bnncc cannot lower exactly: (model, node name, op, reason)."""
+    mul = _swap_add(F32(0.02), 128, F32(0.05), 0, F32(0.02), 128)
+    for n in mul.graph.node:
         if n.op_type == "QLinearAdd":
             n.op_type, n.name = "QLinearMul", "qmul"
-    p = tmp_path / "mul.onnx"
-    onnx.save(m, p)
-    rc, _, err = cli("inspect", p)
-    assert rc == 2 and len(err.strip().splitlines()) == 1, err
-    assert "mul.onnx" in err and "qmul" in err and "(QLinearMul)" in err
-    assert "two non-constant tensors" in err
-
-
-def test_qlinear_concat_is_refused_naming_why(cli, tmp_path):
+    yield "stream_mul", mul, "qmul", "QLinearMul", "two non-constant tensors"
     qn, inits = _quant_in(F32(0.02), 128)
     inits += _scalars(sy=F32(0.03), zy=100)
-    nodes = [qn, helper.make_node("QLinearConcat", ["sy", "zy", "q", "sx", "zx", "q", "sx", "zx"],
-                                  ["c"], name="cat", domain=MS, axis=1),
-             _dequant_out("c", "sy", "zy")]
-    p = tmp_path / "cat.onnx"
-    onnx.save(_model(nodes, inits, [1, 2, 4, 4], [1, 4, 4, 4]), p)
-    rc, _, err = cli("inspect", p)
-    assert rc == 2 and len(err.strip().splitlines()) == 1, err
-    assert "cat.onnx" in err and "(QLinearConcat)" in err and "one scale" in err
+    cat = [qn, helper.make_node("QLinearConcat", ["sy", "zy", "q", "sx", "zx", "q", "sx", "zx"],
+                                ["c"], name="cat", domain=MS, axis=1), _dequant_out("c", "sy", "zy")]
+    yield "concat", _model(cat, inits, [1, 2, 4, 4], [1, 4, 4, 4]), "cat", "QLinearConcat", "one scale"
+    qn, inits = _quant_in(F32(0.02), 128)
+    inits += _scalars(sy=F32(0.03), zy=100)
+    lrelu = [qn, helper.make_node("QLinearLeakyRelu", ["q", "sx", "zx", "sy", "zy"], ["c"], name="lrelu",
+                                  domain=MS, alpha=0.1), _dequant_out("c", "sy", "zy")]
+    yield "leaky", _model(lrelu, inits, [1, 2, 4, 4], [1, 2, 4, 4]), "lrelu", "QLinearLeakyRelu", \
+        "lookup table"
+    qn, inits = _quant_in(F32(0.02), 128)
+    inits += _scalars(sb=F32(0.01), zb=3, sc=F32(0.03), zc=10) + \
+        [numpy_helper.from_array(np.arange(32, dtype=np.uint8).reshape(1, 2, 4, 4), "c")]
+    full = [qn, helper.make_node("QLinearAdd", ["q", "sx", "zx", "c", "sb", "zb", "sc", "zc"], ["a"],
+                                 name="qadd", domain=MS), _dequant_out("a", "sc", "zc")]
+    yield "full_const_add", _model(full, inits, [1, 2, 4, 4], [1, 2, 4, 4]), "qadd", "QLinearAdd", \
+        "innermost axis"
+    qn, inits = _quant_in(F32(0.02), 128)
+    inits += [numpy_helper.from_array(np.array([0.01, 0.02], F32), "sb")] + \
+        _scalars(zb=3, sc=F32(0.03), zc=10) + [numpy_helper.from_array(np.uint8(7), "c")]
+    pc = [qn, helper.make_node("QLinearAdd", ["q", "sx", "zx", "c", "sb", "zb", "sc", "zc"], ["a"],
+                               name="qadd", domain=MS), _dequant_out("a", "sc", "zc")]
+    yield "per_channel_scale", _model(pc, inits, [1, 2, 4, 4], [1, 2, 4, 4]), "qadd", "QLinearAdd", \
+        "per-tensor"
+
+
+@pytest.mark.parametrize("case", list(_refused_models()), ids=lambda c: c[0])
+def test_inexact_constructs_exit_2_naming_node_op_and_why(case, cli, tmp_path):
+    name, m, node, op, why = case
+    p = tmp_path / f"{name}.onnx"
+    onnx.save(m, p)
+    for cmd in (("inspect", p), ("estimate", p)):
+        rc, _, err = cli(*cmd)
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"{name}.onnx" in err and node in err and f"({op})" in err and why in err, err
+        assert "Traceback" not in err
 
 
 RES = "qop/qop_rescnn_pc_u8"
