@@ -18,6 +18,7 @@ within float32 noise of a rounding tie.
 from __future__ import annotations
 
 import numpy as np
+import onnx
 
 from ...datatypes import DataType
 from ...passes.chain import ChainOp, compose_affine
@@ -74,7 +75,11 @@ class QOperatorOps:
         info = np.iinfo(yzp_v.dtype)
         dtype = DataType.for_range(int(info.min), int(info.max))
         ones = np.ones(y.shape)
-        q = self.quantize(node, y, LinearQuant(dtype, ones, np.broadcast_to(
+        # the quantizer reads the op's own accumulator (one reader), not the op's input,
+        # which may feed other ops too (a residual shortcut): fuse into the MVAU
+        acc = onnx.helper.make_node(node.op_type, [f"{node.output[0]}#accumulator"],
+                                    list(node.output), name=node.name)
+        q = self.quantize(acc, y, LinearQuant(dtype, ones, np.broadcast_to(
             np.asarray(yzp_v, np.float64).reshape(()), y.shape).copy()))
         q.chain = [ChainOp("affine", (self.full(1.0, q.shape), self.full(0.0, q.shape)),
                            node.name)]
