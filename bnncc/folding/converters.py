@@ -1,0 +1,41 @@
+"""Width converters: put one on every edge whose word sizes differ, or take them all
+out so that a design can be folded again."""
+from __future__ import annotations
+
+from ..layers import WidthConverter, in_elems, out_elems
+
+
+def strip_width_converters(design):
+    """Remove WidthConverters (so a design can be folded again)."""
+    g = design.graph
+    for name in [n for n in g.nodes if isinstance(g.nodes[n]["layer"], WidthConverter)]:
+        preds, succs = list(g.predecessors(name)), list(g.successors(name))
+        g.remove_node(name)
+        for u in preds:
+            for v in succs:
+                g.add_edge(u, v)
+                layer = g.nodes[v]["layer"]
+                if getattr(layer, "inputs", None):
+                    layer.inputs = [u if i == name else i for i in layer.inputs]
+    return design
+
+
+def insert_width_converters(design):
+    """Put a WidthConverter on every edge whose word sizes differ (idempotent)."""
+    g = design.graph
+    for u, v in list(g.edges):
+        a, b = g.nodes[u]["layer"], g.nodes[v]["layer"]
+        if isinstance(a, WidthConverter) or isinstance(b, WidthConverter):
+            continue
+        if out_elems(a) != in_elems(b):
+            name = f"dwc_{u}_{v}"
+            shape = tuple(a.out_shape)
+            dwc = WidthConverter(name, a.odt, a.odt, shape, shape, [],
+                                 in_elems=out_elems(a), out_elems=in_elems(b))
+            g.remove_edge(u, v)
+            g.add_node(name, layer=dwc)
+            g.add_edge(u, name)
+            g.add_edge(name, v)
+            if getattr(b, "inputs", None):
+                b.inputs = [name if i == u else i for i in b.inputs]
+    return design
