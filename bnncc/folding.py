@@ -29,8 +29,8 @@ import numpy as np
 
 from .boards import DEFAULT_BUDGET, budget_of  # noqa: F401  (re-exported)
 from .errors import BnnccError
-from .layers import (MVAU, VVAU, Concat, LabelSelect, SlidingWindow,  # noqa: F401
-                     WidthConverter, in_elems, out_elems)
+from .layers import (MVAU, VVAU, Concat, DepthToSpace, LabelSelect, SlidingWindow,  # noqa: F401
+                     WidthConverter, WindowMax, in_elems, out_elems)
 from .layers.cost import RES, fifo_resources
 from .passes.fifos import FIFO_MIN_DEPTH, base_depth
 
@@ -92,18 +92,40 @@ def fold_simple(design, target_cycles: int = 1 << 15):
                             if layer.pixels * (layer.groups // p) * layer.k <= target_cycles
                             or p == layer.groups)
             _sync_window(design, layer)
+        elif isinstance(layer, WindowMax):
+            _fold_channels(layer, layer.channels, layer.cycles() * layer.pe, target_cycles)
+            _sync_window(design, layer)
         elif _channel_pe_attr(layer) is not None:
             _fold_channels(layer, _channel_pe_attr(layer), layer.cycles() * layer.pe,
                            target_cycles)
+    follow_neighbours(design)
     return insert_width_converters(design)
 
 
-def _sync_window(design, vv: VVAU) -> None:
-    """The depthwise-order window in front of a VVAU carries PE whole groups per word."""
+def _sync_window(design, vv) -> None:
+    """The depthwise-order window in front of a VVAU carries PE whole groups per word, in
+    front of a WindowMax PE channels."""
     for p in design.graph.predecessors(vv.name):
         swg = design.layer(p)
         if isinstance(swg, SlidingWindow):
-            swg.simd, swg.parallel = vv.in_word, False
+            swg.simd, swg.parallel = (vv.pe if isinstance(vv, WindowMax) else vv.in_word), False
+
+
+def follow_neighbours(design, fixed=()) -> None:
+    """A DepthToSpace block's word takes its producer's (else its consumer's) element
+    count where that is legal and no slower, so no width converter sits beside it: its
+    buffer holds the same bits at any PE. Layers in `fixed` (pinned) keep their PE."""
+    g = design.graph
+    for name in g.nodes:
+        d = g.nodes[name]["layer"]
+        if not isinstance(d, DepthToSpace) or name in fixed:
+            continue
+        near = [out_elems(g.nodes[p]["layer"]) for p in g.predecessors(name)] + \
+               [in_elems(g.nodes[c]["layer"]) for c in g.successors(name)]
+        for e in near:
+            if e >= d.pe and d.pe_channels() % e == 0:
+                d.pe = e
+                break
 
 
 # --------------------------------------------------------------------------- width converters
@@ -180,6 +202,8 @@ def _channel_pe_attr(layer) -> int | None:
         return layer.labels
     if isinstance(layer, Concat):          # PE channels of every input per word
         return math.gcd(*layer.channels)
+    if hasattr(layer, "pe_channels"):      # e.g. DepthToSpace: elements neighbours in both orders
+        return layer.pe_channels()
     return int(layer.in_shape[-1])
 
 
@@ -204,6 +228,10 @@ def build_units(design, board=None, allow_uram: bool = False, pins: dict | None 
         layer = g.nodes[name]["layer"]
         succ = list(g.successors(name))
         if isinstance(layer, SlidingWindow) and len(succ) == 1 and \
+                isinstance(g.nodes[succ[0]]["layer"], WindowMax):
+            taken.add(succ[0])
+            units.append(_window_max_unit(g.nodes[succ[0]]["layer"], layer, pins))
+        elif isinstance(layer, SlidingWindow) and len(succ) == 1 and \
                 isinstance(g.nodes[succ[0]]["layer"], VVAU):
             taken.add(succ[0])
             units.append(_vvau_unit(g.nodes[succ[0]]["layer"], layer, pins))
@@ -336,6 +364,31 @@ def _vvau_unit(vv: VVAU, swg, pins) -> Unit:
     return Unit([swg, vv], opts, cyc, res)
 
 
+def _window_max_unit(wm: WindowMax, swg, pins) -> Unit:
+    """A depthwise-order window and the WindowMax behind it share PE (channels per word)."""
+    pes = divisors(wm.channels)
+    pin = _pin(pins, wm, "pe")
+    if pin is not None:
+        if pin not in pes:
+            raise BnnccError(f"config: PE={pin} of {wm.name} does not divide its "
+                             f"{wm.channels} channels")
+        pes = [pin]
+    old = (wm.pe, swg.simd, swg.parallel)
+    opts, cyc, res = [], [], []
+    try:
+        for pe in pes:
+            wm.pe, swg.simd, swg.parallel = pe, pe, False
+            w = pe * swg.idt.bits
+            r = np.add(_vec(swg.resources()), _vec(wm.resources()))
+            r = r + np.asarray(_vec(fifo_resources(w, FIFO_MIN_DEPTH))) * 2
+            opts.append({wm.name: {"pe": pe}, swg.name: {"simd": pe, "parallel": False}})
+            cyc.append(max(wm.cycles(), swg.cycles()))
+            res.append(r)
+    finally:
+        wm.pe, swg.simd, swg.parallel = old
+    return Unit([swg, wm], opts, cyc, res)
+
+
 def _offer_parallel(swg) -> bool:
     """The parallel window pays off where a pixel is narrow (few channels, the first conv
     layers): there the channel-serial window caps the rate at KH*KW cycles per pixel. For
@@ -418,6 +471,7 @@ def _apply(design, units, sel) -> None:
             layer = design.layer(name)
             for k, v in cfg.items():
                 setattr(layer, k, v)
+    follow_neighbours(design, {u.name for u in units if len(u.options) == 1})
     insert_width_converters(design)
 
 
