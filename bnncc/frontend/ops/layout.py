@@ -123,11 +123,14 @@ class LayoutOps:
         producer. When x is its producer's stream seen through a DepthToSpace or
         SpaceToDepth, a hardware DepthToSpace block makes that stream (once per view);
         any other layout is left for `_spatial` to refuse."""
-        if x.src in (None, INPUT) or len(x.shape) != 4 or \
-                np.array_equal(x.pos, canonical_pos(x.shape)):
+        if x.src in (None, INPUT) or len(x.shape) != 4:
+            return x
+        if len(self.src_shape(x)) != 3:
             return x
         sh, sw, sc = self.src_shape(x)
         _, c, h, w = x.shape
+        if (sh, sw, sc) == (h, w, c) and np.array_equal(x.pos, canonical_pos(x.shape)):
+            return x
         src = canonical_pos((1, sc, sh, sw))
         for mode in ("DCR", "CRD", "S2D"):
             b = h // sh if mode != "S2D" else sh // max(h, 1)

@@ -66,21 +66,24 @@ def _conv(g: _G, rng, x, cin, cout, k, pad, in_bits, in_signed) -> tuple[str, fl
 
 
 def build(rng, cin, h, w, c1, mode, block, bits, k=3, pool=None, tail=None, name="reorder"):
-    """input Quant -> Conv -> act -> DepthToSpace(mode, block) (or SpaceToDepth when
-    mode is "S2D") -> Conv -> act [-> MaxPool(pool) | -> a second reordering (tail)]."""
+    """input Quant -> Conv -> act -> DepthToSpace(mode, block) (SpaceToDepth when mode
+    is "S2D", nothing when None) -> Conv -> act [-> MaxPool(pool: kernel, stride, pads,
+    ceil_mode)] [-> a reordering at the output (tail: mode, block)]."""
     g = _G()
     x = g.quant("x", 2.0 ** -3, 4, True)
     a, s = _conv(g, rng, x, cin, c1, k, k // 2, 4, True)
     a, ab, asg = _act(g, rng, a, s, bits)
-    if mode == "S2D":
-        r = g.node("SpaceToDepth", [a], blocksize=block)
-        c2, h2, w2 = c1 * block * block, h // block, w // block
+    if mode is None:                        # no reordering: conv -> act -> pool
+        y = a
     else:
-        r = g.node("DepthToSpace", [a], blocksize=block, mode=mode)
-        c2, h2, w2 = c1 // (block * block), h * block, w * block
-    c3 = int(rng.integers(2, 5))
-    y, s = _conv(g, rng, r, c2, c3, k, k // 2, ab, asg)
-    y, yb, ysg = _act(g, rng, y, s, bits)
+        if mode == "S2D":
+            r = g.node("SpaceToDepth", [a], blocksize=block)
+            c2 = c1 * block * block
+        else:
+            r = g.node("DepthToSpace", [a], blocksize=block, mode=mode)
+            c2 = c1 // (block * block)
+        y, s = _conv(g, rng, r, c2, int(rng.integers(2, 5)), k, k // 2, ab, asg)
+        y, _, _ = _act(g, rng, y, s, bits)
     if pool is not None:
         pk, ps, pp, ceil = pool
         y = g.node("MaxPool", [y], kernel_shape=[pk, pk], strides=[ps, ps], pads=[pp] * 4,
@@ -128,14 +131,21 @@ def random_reorder_network(seed: int, n_inputs: int = 4) -> NetCase:
     else:
         h, w = int(rng.integers(1, 5)), int(rng.integers(1, 5))
         c1 = block * block * int(rng.integers(1, 3))
-    pool = tail = None
-    if rng.random() < 0.3:
-        pool = (3, 2, 1, bool(rng.integers(2)))
-    elif rng.random() < 0.3 and mode != "S2D":   # and again at the output: on the host
-        tail = ("DCR", 1) if False else None
-    model = build(rng, cin, h, w, c1, mode, block, bits, k=k, pool=pool, tail=tail,
+    pool = (3, 2, 1, bool(rng.integers(2))) if rng.random() < 0.3 else None
+    model = build(rng, cin, h, w, c1, mode, block, bits, k=k, pool=pool,
                   name=f"reorder_{seed}")
     x = inputs_for(rng, model, n_inputs)
     return NetCase(f"reorder-{mode}-s{seed}", model, x, reference_outputs(model, x), "reorder",
                    {"mode": mode, "block": block, "bits": bits, "k": k, "pool": pool,
                     "shape": (cin, h, w, c1)})
+
+
+def pool_network(seed: int, pool: tuple, bits: int = 3, shape=(2, 7, 7), c1: int = 4,
+                 n_inputs: int = 4) -> NetCase:
+    """input Quant -> 3x3 Conv -> act -> MaxPool(kernel, stride, pads, ceil_mode)."""
+    rng = np.random.default_rng(20_000 + seed)
+    cin, h, w = shape
+    model = build(rng, cin, h, w, c1, None, 1, bits, pool=pool, name=f"pool_{seed}")
+    x = inputs_for(rng, model, n_inputs)
+    return NetCase(f"pool-{seed}", model, x, reference_outputs(model, x), "pool",
+                   {"pool": pool, "bits": bits, "shape": shape})
