@@ -9,7 +9,6 @@ backend puts in front of it. `table(est)` renders it as text (bnncc.plot draws i
 """
 from __future__ import annotations
 
-import io
 
 import numpy as np
 

@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from bnncc.backends import hls
+from bnncc.backends import hls, hls_layers
 from bnncc.datatypes import DataType
 from bnncc.errors import BnnccError
 from bnncc.ir import INPUT, Design, HostStage
@@ -287,9 +287,9 @@ def test_word_files_round_trip(dt, elems):
 
 
 def test_word_literals():
-    lit = hls.word_literals(np.array([[1, -1, 1]]), BIP)
+    lit = hls_layers.word_literals(np.array([[1, -1, 1]]), BIP)
     assert lit.tolist() == ["0x5ULL"]
-    lit = hls.word_literals(np.array([[-1, 2]]), DataType.int(3))
+    lit = hls_layers.word_literals(np.array([[-1, 2]]), DataType.int(3))
     assert lit.tolist() == ["0x17ULL"]   # 0b010_111
-    wide = hls.word_literals(np.ones((1, 70), int), BIP).item()
+    wide = hls_layers.word_literals(np.ones((1, 70), int), BIP).item()
     assert wide.startswith('ap_uint<70>("0x3f') and wide.endswith('", 16)')
