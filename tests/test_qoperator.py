@@ -154,14 +154,16 @@ def _swap_add(sa, za, sc, zc, sb, zb):
     return _model(nodes, inits, [1, 2, 256, 256], [1, 2, 256, 256])
 
 
-def test_qlinear_add_of_two_streams_rounds_the_exact_sum():
-    """An AddStreams (ka * a + kb * b with ka / kb = rA / rB exactly) and thresholds that
-    round the exact value of MLAS's formula. onnxruntime's float32 evaluation (two fused
-    multiply-adds) may differ only where that value lies within float32 noise (1e-6
-    relative) of a rounding tie; everywhere else the codes are equal."""
+def test_qlinear_add_of_two_streams():
+    """An AddStreams (ka * a + kb * b with ka / kb = rA / rB exactly), then thresholds.
+    Where MLAS's float32 outputs (two fused multiply-adds) are a non-decreasing function
+    of ka * a + kb * b over all code pairs, the thresholds are read off that table: bit
+    for bit on all 65,536 pairs. Otherwise they round the exact value of MLAS's formula,
+    and onnxruntime may differ only where that value lies within float32 noise (1e-6
+    relative) of a rounding tie."""
     rng = np.random.default_rng(4)
     q = np.stack([np.repeat(np.arange(256), 256), np.tile(np.arange(256), 256)]).reshape(1, 2, 256, 256)
-    tried = diffs = 0
+    tried = diffs = tabulated = 0
     while tried < 6:
         (sa, sb, sc), (za, zb, zc) = _rand_params(rng)
         sb = F32(sa * F32(rng.uniform(0.25, 4)))
@@ -175,6 +177,11 @@ def test_qlinear_add_of_two_streams_rounds_the_exact_sum():
         d = lower(m, "m.onnx")
         assert [l.kind for l in d.layers()].count("AddStreams") == 1
         y = np.asarray(d.run(x)).reshape(-1)
+        if not any("not monotone" in n for n in d.notes):
+            # onnxruntime's outputs are monotone in ka * a + kb * b: tabulated, bit for bit
+            assert np.array_equal(y, ref)
+            tabulated += 1
+            continue
         # the exact value of the kernel's formula, and how close it is to a tie
         ra, rb = F32(sa / sc), F32(sb / sc)
         f = F32(F32(zc) - F32(np.float64(ra) * za + np.float64(F32(rb * F32(zb)))))
@@ -188,7 +195,7 @@ def test_qlinear_add_of_two_streams_rounds_the_exact_sum():
         assert not np.any(differ & ~near), np.flatnonzero(differ & ~near)[:5]
         assert np.all(np.abs(y - ref)[differ] <= float(sc) * 1.0001)
         diffs += int(differ.sum())
-    assert diffs <= 64
+    assert diffs <= 64 and tabulated >= 4, (diffs, tabulated)
 
 
 def _refused_models():

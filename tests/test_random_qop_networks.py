@@ -4,9 +4,10 @@ qop-conv, fused from QDQ graphs by onnxruntime, including its QLinearAdd of a co
 bias), and quantize_static-style residual CNNs (qop-res: QLinearAdd of two streams,
 QLinearGlobalAveragePool head).
 
-A QLinearAdd of two streams rounds the exact value of MLAS's formula, which onnxruntime
-evaluates in float32: where that value lies within float32 noise of a rounding tie on
-the test inputs (the generator flags it) the two may legitimately differ. Those
+A QLinearAdd of two streams takes onnxruntime's kernel outputs as thresholds when they
+are monotone in the exact sum, else rounds the exact value of MLAS's formula, which
+onnxruntime evaluates in float32: only then, where that value lies within float32 noise
+of a rounding tie on the test inputs (the generator flags it), may the two differ. Those
 networks are counted, at most 2, as for the QDQ family; every other network must match
 exactly."""
 import numpy as np

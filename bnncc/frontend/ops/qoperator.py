@@ -10,23 +10,73 @@ reproduce onnxruntime bit for bit. The tensors between these ops are the integer
 themselves (their ONNX value), as after QuantizeLinear.
 
 The com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool follow the MLAS
-kernels this machine runs (x86-64 with AVX2; docs/qoperator.md): the pool and every
-constant operand reproduce onnxruntime bit for bit; an add of two streams rounds the
-exact rational value of the kernel's formula, which its float32 evaluation can miss only
-within float32 noise of a rounding tie.
+kernels this machine runs (x86-64 with AVX2; docs/qoperator.md), bit for bit: the pool
+and every constant operand as a float chain of one stream; an add of two streams as an
+AddStreams whose thresholds are read off the kernel's outputs on every code pair, when
+those are monotone in the exact sum (else they round the exact sum, with a note).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
 from ...datatypes import DataType
 from ...passes.chain import ChainOp, compose_affine
-from ...quantizers import LinearQuant
+from ...quantizers import LinearQuant, Quantizer
 from ..values import Act, Const
 from . import handles
 
 _F32 = np.float32
+
+
+@dataclass
+class _KernelTable(Quantizer):
+    """A tabulated monotone step function of an integer accumulator: the level of the
+    largest tabulated accumulator <= acc (thresholds land on tabulated values)."""
+
+    keys: np.ndarray = None    # sorted distinct accumulators
+    lv: np.ndarray = None      # their levels, non-decreasing
+
+    def levels(self, y: np.ndarray) -> np.ndarray:
+        i = np.searchsorted(self.keys, np.asarray(y, np.int64), side="right") - 1
+        return self.lv[np.maximum(i, 0)]
+
+
+def _fma32(x: np.ndarray, r, c: np.ndarray):
+    """float32 fma(x, r, c) for integer codes x and float32 r, c, and whether the float64
+    sum it rounds was exact (else the caller must not trust it)."""
+    p = x * np.float64(r)                 # exact: an 8-bit code times a 24-bit mantissa
+    c = np.asarray(c, np.float64)
+    s = p + c
+    bv = s - p
+    err = (p - (s - bv)) + (c - bv)       # TwoSum: the rounding error of p + c
+    return s.astype(_F32), err == 0
+
+
+def _mlas_add_table(adt, bdt, ka, kb, ra, rb, f, lo, hi):
+    """MLAS's AVX2 QLinearAdd, c = rne(fma(a, rA, fma(b, rB, F))) saturated, on every code
+    pair, as (sorted accumulators ka*a + kb*b, levels); None if it is not a monotone
+    function of the accumulator there (then no thresholds reproduce it)."""
+    na, nb = adt.max - adt.min + 1, bdt.max - bdt.min + 1
+    if na * nb > 1 << 18:
+        return None
+    av, bv = np.meshgrid(np.arange(adt.min, adt.max + 1), np.arange(bdt.min, bdt.max + 1),
+                         indexing="ij")
+    inner, ok1 = _fma32(bv.astype(np.float64), rb, np.full(bv.shape, f, _F32))
+    out, ok2 = _fma32(av.astype(np.float64), ra, inner)
+    if not (ok1.all() and ok2.all()):
+        return None
+    c = np.clip(np.round(out.astype(np.float64)), lo, hi).astype(np.int64).reshape(-1)
+    acc = (int(ka) * av.astype(np.int64) + int(kb) * bv.astype(np.int64)).reshape(-1)
+    order = np.argsort(acc, kind="stable")
+    acc, c = acc[order], c[order]
+    same, step = np.diff(acc) == 0, np.diff(c)
+    if np.any(step < 0) or np.any(same & (step != 0)):
+        return None                       # not a non-decreasing function of the sum
+    keys, first = np.unique(acc, return_index=True)
+    return keys, c[first] - lo
 
 
 class QOperatorOps:
@@ -178,9 +228,10 @@ class QOperatorOps:
         """MLAS's AVX2 kernel (the one this x86-64 CPU runs): c = rne(a * rA + (b * rB + F))
         with rA = sa / sc, rB = sb / sc and F = zc - (rA * za + rB * zb) in float32, two
         fused multiply-adds. Two streams: an AddStreams of ka * a + kb * b with
-        ka / kb = rA / rB exactly, whose thresholds round the exact rational value (the
-        float kernel differs only within float32 noise of a tie). A constant operand:
-        one fused multiply-add of the stream, reproduced bit for bit."""
+        ka / kb = rA / rB exactly; its thresholds come from the kernel's outputs on every
+        code pair when they are monotone in that sum, else from the exact value (which
+        the float kernel misses only within float32 noise of a tie). A constant
+        operand: one fused multiply-add of the stream."""
         sa, za, zdt = self._qpair(node, 1, 2, "A")
         sb, zb, _ = self._qpair(node, 4, 5, "B")
         sc, zc, cdt = self._qpair(node, 6, 7, "output")
@@ -194,6 +245,21 @@ class QOperatorOps:
                 "affine", (self.full(np.float64(r), x.shape), self.full(0.0, x.shape)),
                 node.name)], x.shared)
             y = self.add_streams(node, scaled(a, ra), scaled(b, rb), 1)
+            layer = self.src_layer(y)
+            info = np.iinfo(zdt)
+            table = None if isinstance(layer.ka, tuple) else _mlas_add_table(
+                a.dtype, b.dtype, layer.ka, layer.kb, ra, rb, f, int(info.min), int(info.max))
+            if table is not None:   # onnxruntime's own outputs, as thresholds on ka*a + kb*b
+                dtype = DataType.for_range(int(info.min), int(info.max))
+                q = self.quantize(node, Act(y.shape, y.pos, y.src, y.dtype, [], y.shared),
+                                  _KernelTable(dtype, np.ones(y.shape), np.zeros(y.shape),
+                                               keys=table[0], lv=table[1]))
+                q.chain = [ChainOp("affine", (self.full(1.0, q.shape), self.full(0.0, q.shape)),
+                                   node.name)]
+                return q
+            self.notes.append(f"{node.name}: onnxruntime's float32 QLinearAdd is not monotone "
+                              "in the exact sum on every code pair; the design rounds the "
+                              "exact sum (it may differ within float32 noise of a tie)")
             mul = y.chain[0].params[0]
             return self._requant_out(node, y, [ChainOp("affine", (mul, self.full(
                 np.float64(f), y.shape)), node.name)], zdt)

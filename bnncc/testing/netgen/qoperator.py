@@ -17,7 +17,8 @@ QLinearGlobalAveragePool head (channels_last 0) or a flatten, a QGemm and
 DequantizeLinear. Output scales and zero points come from MinMax calibration on 16
 extra inputs. ``meta["near_boundary"]`` says whether any QLinearAdd of two streams
 lands within float32 noise (1e-6 relative) of a rounding tie on the test inputs: only
-there may onnxruntime's float32 kernel and the exact integer design differ.
+there, and only when bnncc cannot tabulate the kernel and rounds the exact sum instead
+(docs/qoperator.md), may onnxruntime and the integer design differ.
 """
 from __future__ import annotations
 
