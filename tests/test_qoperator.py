@@ -316,3 +316,36 @@ def test_residual_cnn_compiles_deterministically(cli, tmp_path):
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_int8_activations_add_and_pool_are_bit_exact():
+    """quantize_static with QInt8 activations: the int8 kernels (same formulas, signed
+    codes) for a QLinearAdd of two streams and the pool after it, on all code pairs."""
+    rng = np.random.default_rng(6)
+    q = np.stack([np.repeat(np.arange(-128, 128), 256),
+                  np.tile(np.arange(-128, 128), 256)]).reshape(1, 2, 256, 256)
+    i8 = lambda **kw: [numpy_helper.from_array(np.asarray(v, F32 if k.startswith("s") else np.int8), k)
+                       for k, v in kw.items()]
+    tried = 0
+    while tried < 3:
+        sa, s_c = F32(np.exp(rng.uniform(-4, -1))), F32(np.exp(rng.uniform(-4, -1)))
+        sb = F32(sa * F32(rng.uniform(0.25, 4)))
+        za, zc = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+        if F32(F32(sa) * F32(sb / sa) / F32(sb)) != 1:
+            continue
+        tried += 1
+        w = np.array([[0, 1], [1, 0]], np.int8).reshape(2, 2, 1, 1)
+        inits = i8(sx=sa, zx=za, sb=sb, zb=za, sc=s_c, zc=zc, sw=F32(sb / sa)) + \
+            [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.zeros((), np.int8), "zw")]
+        head = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["q"], name="quant"),
+                helper.make_node("QLinearConv", ["q", "sx", "zx", "w", "sw", "zw", "sb", "zb"], ["b"],
+                                 name="swap", kernel_shape=[1, 1]),
+                helper.make_node("QLinearAdd", ["q", "sx", "zx", "b", "sb", "zb", "sc", "zc"], ["a"],
+                                 name="qadd", domain=MS)]
+        add = _model(head + [_dequant_out("a", "sc", "zc")], inits, [1, 2, 256, 256], [1, 2, 256, 256])
+        pool = _model(head + [helper.make_node("QLinearGlobalAveragePool", ["a", "sc", "zc", "sx", "zx"],
+                                               ["p"], name="gap", domain=MS),
+                              _dequant_out("p", "sx", "zx")], inits, [1, 2, 256, 256], [1, 2, 1, 1])
+        x = ((q.astype(F32) - F32(za)) * F32(sa)).astype(F32)
+        for m in (add, pool):
+            assert np.array_equal(_golden(m, x), _ort(m, x).reshape(1, -1)), tried
