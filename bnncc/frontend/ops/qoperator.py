@@ -55,6 +55,21 @@ def _fma32(x: np.ndarray, r, c: np.ndarray):
     return s.astype(_F32), err == 0
 
 
+def _convergents(ra, rb):
+    """The continued-fraction convergents p / q of the exact ratio rA / rB, ending with it."""
+    from fractions import Fraction
+    x = Fraction(float(ra)) / Fraction(float(rb))
+    h0, h1, k0, k1 = 0, 1, 1, 0
+    while True:
+        a = x.numerator // x.denominator
+        h0, h1, k0, k1 = h1, a * h1 + h0, k1, a * k1 + k0
+        if h1 > 0:
+            yield h1, k1
+        if x == a:
+            return
+        x = 1 / (x - a)
+
+
 def _mlas_add_table(adt, bdt, ka, kb, ra, rb, f, lo, hi):
     """MLAS's AVX2 QLinearAdd, c = rne(fma(a, rA, fma(b, rB, F))) saturated, on every code
     pair, as (sorted accumulators ka*a + kb*b, levels); None if it is not a monotone
@@ -247,9 +262,21 @@ class QOperatorOps:
             y = self.add_streams(node, scaled(a, ra), scaled(b, rb), 1)
             layer = self.src_layer(y)
             info = np.iinfo(zdt)
-            table = None if isinstance(layer.ka, tuple) else _mlas_add_table(
-                a.dtype, b.dtype, layer.ka, layer.kb, ra, rb, f, int(info.min), int(info.max))
+            table = None
+            for ka, kb in ([] if isinstance(layer.ka, tuple) else _convergents(ra, rb)):
+                # the smallest ratio (a continued-fraction convergent of rA / rB, the
+                # exact one last) under which the kernel's outputs are monotone
+                table = _mlas_add_table(a.dtype, b.dtype, ka, kb, ra, rb, f,
+                                        int(info.min), int(info.max))
+                if table is not None:
+                    break
             if table is not None:   # onnxruntime's own outputs, as thresholds on ka*a + kb*b
+                if (ka, kb) != (layer.ka, layer.kb):
+                    ends = [ka * va + kb * vb for va in (a.dtype.min, a.dtype.max)
+                            for vb in (b.dtype.min, b.dtype.max)]
+                    layer.ka, layer.kb = ka, kb
+                    layer.odt = DataType.for_range(min(ends), max(ends))
+                    y = Act(y.shape, y.pos, y.src, layer.odt, y.chain, y.shared)
                 dtype = DataType.for_range(int(info.min), int(info.max))
                 q = self.quantize(node, Act(y.shape, y.pos, y.src, y.dtype, [], y.shared),
                                   _KernelTable(dtype, np.ones(y.shape), np.zeros(y.shape),
