@@ -240,6 +240,16 @@ def generic_resources(layer) -> dict:
     return res(LUT=2 * lanes + 20, FF=2 * lanes + 16)
 
 
+def mux_luts(n: int) -> int:
+    """LUT6 of an n:1 multiplexer of one bit built from LUTs alone: a tree of 4:1 muxes
+    (a LUT6 holds 4 data and 2 select inputs)."""
+    luts = 0
+    while n > 1:
+        n = -(-n // 4)
+        luts += n
+    return luts
+
+
 def ubits(n: int) -> int:
     """Bits of an unsigned counter holding 0..n."""
     return max(1, int(n).bit_length())

@@ -141,11 +141,11 @@ class Concat(Layer):
     def features(self, style=None) -> tuple[list, list]:
         """templates/rtl/concat.v.j2: an n-way mux of output words (inputs widened to the
         output type), input / word counters, an output FIFO of 2 words."""
-        from .cost import lutram_sdp, ubits
+        from .cost import lutram_sdp, mux_luts, ubits
         ob, n = self.odt.bits, len(self.channels)
         widen = sum(dt.is_bipolar or dt.bits < ob for dt in self.in_dtypes)
         regs = ubits(n - 1) + ubits(max(self.channels) // self.pe - 1) + 4
-        lut = [self.pe * ob * (n - 1), self.pe * ob * widen, regs, 1.0,
+        lut = [self.pe * ob * mux_luts(n), self.pe * ob * widen, regs, 1.0,
                lutram_sdp(self.pe * ob, 2)]
         return lut, [regs, 1.0]
 
