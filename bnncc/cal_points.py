@@ -313,9 +313,9 @@ def heldout(n: int = 66, seed: int = HELDOUT_SEED, n_vvau: int = 4, n_add_pc: in
 # (so the fit sees the space it is judged on, never the judged points themselves); a draw
 # equal to a held-out point is dropped. Per kind: how many.
 TRAIN_SEED = 7340021
-TRAIN_DRAWS = {"Thresholding": 6, "SlidingWindow": 6, "MaxPool": 6, "SumPool": 5,
-               "AddStreams": 6, "Concat": 6, "Duplicate": 4, "LabelSelect": 5, "Fifo": 6,
-               "WidthConverter": 8, "MVAU": 10, "VVAU": 4, "AddStreamsPC": 4}
+TRAIN_DRAWS = {"Thresholding": 4, "SlidingWindow": 4, "MaxPool": 4, "SumPool": 3,
+               "AddStreams": 4, "Concat": 4, "Duplicate": 2, "LabelSelect": 3, "Fifo": 4,
+               "WidthConverter": 6, "MVAU": 8, "VVAU": 3, "AddStreamsPC": 3}
 
 
 def random_train(seed: int = TRAIN_SEED) -> list[dict]:
