@@ -178,8 +178,9 @@ def recheck(points: list[dict], n: int, seed: int, family: str = "xc7") -> list[
 # ----------------------------------------------------------------------------- models
 # Features whose coefficient is structure, not a fit: LUT RAM counted as Yosys maps it.
 PINNED = {"SWG": {"LUT": {3: 1.0}}, "SWGP": {"LUT": {0: 1.0, 1: 1.0}},
-          "SUMPOOL": {"LUT": {4: 1.0}}, "ADD": {"LUT": {1: 1.0, 3: 1.0}},
-          "CONCAT": {"LUT": {4: 1.0}}, "POOL": {"LUT": {2: 1.0}}, "FIFO": {"LUT": {0: 1.0}},
+          "SUMPOOL": {"LUT": {4: 1.0}}, "ADD": {"LUT": {1: 1.0, 3: 1.0}, "FF": {2: 1.0}},
+          "CONCAT": {"LUT": {4: 1.0}, "FF": {2: 1.0}}, "POOL": {"LUT": {2: 1.0}},
+          "FIFO": {"LUT": {0: 1.0}, "FF": {2: 1.0}},
           # MVAU FF feature 6: adder-tree pipeline registers and registered compares
           "MVAU_BIN": {"FF": {6: 1.0}}, "MVAU_INT": {"FF": {6: 1.0}}}
 # Coefficients one model shares with another because the RTL is the same code: the weight
