@@ -467,4 +467,33 @@ def _build_vvau(p: dict, name: str, rng):
                 thresholds=thr, tdt=acc, pe=p["pe"], mem_style=p["style"])
 
 
+# ----------------------------------------------------------------------------- reorder / window max
+# DepthToSpace blocks and WindowMax pools (bnncc/layers/depth_to_space.py, window_max.py):
+# their own points and builder, kept apart so the sweep can take them in when they are
+# fitted; hw_tests/test_depth_to_space_hw.py synthesizes them against the model.
+REORDER_POINTS = [
+    dict(kind="DepthToSpace", mode="DCR", h=6, w=6, c=8, b=2, pe=2, idt="INT4"),
+    dict(kind="DepthToSpace", mode="CRD", h=8, w=8, c=16, b=2, pe=1, idt="UINT2"),
+    dict(kind="DepthToSpace", mode="S2D", h=8, w=8, c=4, b=2, pe=4, idt="BIPOLAR"),
+    dict(kind="DepthToSpace", mode="DCR", h=32, w=32, c=64, b=2, pe=8, idt="INT4"),
+    dict(kind="WindowMax", c=16, k=3, pe=4, idt="INT4"),
+    dict(kind="WindowMax", c=64, k=3, pe=16, idt="BIPOLAR"),
+    dict(kind="WindowMax", c=32, k=2, pe=32, idt="UINT3"),
+]
+
+
+def build_reorder_layer(p: dict, name: str):
+    """The layer of a REORDER_POINTS spec."""
+    from .layers import DepthToSpace, WindowMax
+    from .layers.depth_to_space import reorder
+    idt = dt(p["idt"])
+    if p["kind"] == "WindowMax":
+        k = p["k"]
+        return WindowMax(name, idt, idt, (4, 4, k * k * p["c"]), (4, 4, p["c"]),
+                         kernel=(k, k), pe=p["pe"])
+    shape = (p["h"], p["w"], p["c"])
+    out = reorder(np.zeros((1,) + shape), p["mode"], p["b"]).shape[1:]
+    return DepthToSpace(name, idt, idt, shape, out, mode=p["mode"], block=p["b"], pe=p["pe"])
+
+
 TRAIN = _HAND + random_train()   # the training sweep: the only points fitted on

@@ -47,6 +47,8 @@ TEMPLATE_OF = {
     "Duplicate": "duplicate.hpp.j2",
     "AddStreams": "addstreams.hpp.j2",
     "Concat": "concat.hpp.j2",
+    "DepthToSpace": "depth_to_space.hpp.j2",
+    "WindowMax": "window_max.hpp.j2",
 }
 STATIC_FILES = ("bnncc_stream.h",)
 

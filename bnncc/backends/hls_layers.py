@@ -374,9 +374,27 @@ def _ctx_dwc(l: WidthConverter, c: dict) -> dict:
     return c
 
 
+def _ctx_depth_to_space(l, c: dict) -> dict:
+    """DepthToSpace / SpaceToDepth: a ping-pong block buffer read in output order."""
+    if l.pe_channels() % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {l.pe_channels()} elements "
+                         f"that stay together in {l.mode} order")
+    n, st = l.loops()
+    c.update(mode=l.mode, b=l.block, pe=l.pe, nb=l.blocks(), bw=l.block_words(),
+             loops=list(n), strides=list(st), buf_impl=_impl(l.buffer_style()))
+    return c
+
+
+def _ctx_window_max(l, c: dict) -> dict:
+    if l.channels % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {l.channels} channels")
+    c.update(kh=l.kernel[0], kw=l.kernel[1], pe=l.pe, cf=l.channels // l.pe)
+    return c
+
+
 CONTEXT_OF = {
     "MVAU": _ctx_mvau, "VVAU": _ctx_vvau, "Thresholding": _ctx_thresholding, "SlidingWindow": _ctx_swg,
     "MaxPool": _ctx_pool, "SumPool": _ctx_pool, "LabelSelect": _ctx_labelselect,
     "WidthConverter": _ctx_dwc, "Duplicate": _ctx_duplicate, "AddStreams": _ctx_addstreams,
-    "Concat": _ctx_concat,
+    "Concat": _ctx_concat, "DepthToSpace": _ctx_depth_to_space, "WindowMax": _ctx_window_max,
 }

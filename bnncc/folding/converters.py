@@ -2,7 +2,7 @@
 out so that a design can be folded again."""
 from __future__ import annotations
 
-from ..layers import WidthConverter, in_elems, out_elems
+from ..layers import DepthToSpace, WidthConverter, in_elems, out_elems
 
 
 def strip_width_converters(design):
@@ -39,3 +39,20 @@ def insert_width_converters(design):
             if getattr(b, "inputs", None):
                 b.inputs = [name if i == u else i for i in b.inputs]
     return design
+
+
+def follow_neighbours(design, fixed=()) -> None:
+    """A DepthToSpace block's word takes its producer's (else its consumer's) element
+    count where that is legal and no slower, so no width converter sits beside it: its
+    buffer holds the same bits at any PE. Layers in `fixed` (pinned) keep their PE."""
+    g = design.graph
+    for name in g.nodes:
+        d = g.nodes[name]["layer"]
+        if not isinstance(d, DepthToSpace) or name in fixed:
+            continue
+        near = [out_elems(g.nodes[p]["layer"]) for p in g.predecessors(name)] + \
+               [in_elems(g.nodes[c]["layer"]) for c in g.successors(name)]
+        for e in near:
+            if e >= d.pe and d.pe_channels() % e == 0:
+                d.pe = e
+                break

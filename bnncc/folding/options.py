@@ -9,7 +9,8 @@ import networkx as nx
 import numpy as np
 
 from ..errors import BnnccError
-from ..layers import MVAU, VVAU, Concat, LabelSelect, SlidingWindow, WidthConverter, in_elems
+from ..layers import (MVAU, VVAU, Concat, LabelSelect, SlidingWindow, WidthConverter, WindowMax,
+                      in_elems)
 from ..layers.cost import RES, fifo_resources
 from ..passes.fifos import FIFO_MIN_DEPTH, base_depth
 from .converters import strip_width_converters
@@ -60,6 +61,8 @@ def _channel_pe_attr(layer) -> int | None:
         return layer.labels
     if isinstance(layer, Concat):          # PE channels of every input per word
         return math.gcd(*layer.channels)
+    if hasattr(layer, "pe_channels"):      # e.g. DepthToSpace: elements neighbours in both orders
+        return layer.pe_channels()
     return int(layer.in_shape[-1])
 
 
@@ -84,6 +87,10 @@ def build_units(design, board=None, allow_uram: bool = False, pins: dict | None 
         layer = g.nodes[name]["layer"]
         succ = list(g.successors(name))
         if isinstance(layer, SlidingWindow) and len(succ) == 1 and \
+                isinstance(g.nodes[succ[0]]["layer"], WindowMax):
+            taken.add(succ[0])
+            units.append(_window_max_unit(g.nodes[succ[0]]["layer"], layer, pins))
+        elif isinstance(layer, SlidingWindow) and len(succ) == 1 and \
                 isinstance(g.nodes[succ[0]]["layer"], VVAU):
             taken.add(succ[0])
             units.append(_vvau_unit(g.nodes[succ[0]]["layer"], layer, pins))
@@ -214,6 +221,31 @@ def _vvau_unit(vv: VVAU, swg, pins) -> Unit:
     finally:
         vv.pe, vv.mem_style, swg.simd, swg.parallel = old
     return Unit([swg, vv], opts, cyc, res)
+
+
+def _window_max_unit(wm: WindowMax, swg, pins) -> Unit:
+    """A depthwise-order window and the WindowMax behind it share PE (channels per word)."""
+    pes = divisors(wm.channels)
+    pin = _pin(pins, wm, "pe")
+    if pin is not None:
+        if pin not in pes:
+            raise BnnccError(f"config: PE={pin} of {wm.name} does not divide its "
+                             f"{wm.channels} channels")
+        pes = [pin]
+    old = (wm.pe, swg.simd, swg.parallel)
+    opts, cyc, res = [], [], []
+    try:
+        for pe in pes:
+            wm.pe, swg.simd, swg.parallel = pe, pe, False
+            w = pe * swg.idt.bits
+            r = np.add(_vec(swg.resources()), _vec(wm.resources()))
+            r = r + np.asarray(_vec(fifo_resources(w, FIFO_MIN_DEPTH))) * 2
+            opts.append({wm.name: {"pe": pe}, swg.name: {"simd": pe, "parallel": False}})
+            cyc.append(max(wm.cycles(), swg.cycles()))
+            res.append(r)
+    finally:
+        wm.pe, swg.simd, swg.parallel = old
+    return Unit([swg, wm], opts, cyc, res)
 
 
 def _offer_parallel(swg) -> bool:

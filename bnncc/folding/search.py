@@ -11,7 +11,7 @@ from ..boards import budget_of
 from ..errors import BnnccError
 from ..layers import MVAU, VVAU, SlidingWindow, WidthConverter
 from ..layers.cost import RES
-from .converters import insert_width_converters, strip_width_converters
+from .converters import follow_neighbours, insert_width_converters, strip_width_converters
 from .options import _channel_pe_attr, build_units
 
 # Shortest interval the optimizer aims for: one frame per cycle. Every RTL block streams
@@ -65,6 +65,7 @@ def _apply(design, units, sel) -> None:
             layer = design.layer(name)
             for k, v in cfg.items():
                 setattr(layer, k, v)
+    follow_neighbours(design, {u.name for u in units if len(u.options) == 1})
     insert_width_converters(design)
 
 

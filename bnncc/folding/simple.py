@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..layers import MVAU, VVAU, SlidingWindow
-from .converters import insert_width_converters, strip_width_converters
+from ..layers import MVAU, VVAU, SlidingWindow, WindowMax
+from .converters import follow_neighbours, insert_width_converters, strip_width_converters
 from .options import _channel_pe_attr, divisors
 
 
@@ -49,15 +49,20 @@ def fold_simple(design, target_cycles: int = 1 << 15):
                             if layer.pixels * (layer.groups // p) * layer.k <= target_cycles
                             or p == layer.groups)
             _sync_window(design, layer)
+        elif isinstance(layer, WindowMax):
+            _fold_channels(layer, layer.channels, layer.cycles() * layer.pe, target_cycles)
+            _sync_window(design, layer)
         elif _channel_pe_attr(layer) is not None:
             _fold_channels(layer, _channel_pe_attr(layer), layer.cycles() * layer.pe,
                            target_cycles)
+    follow_neighbours(design)
     return insert_width_converters(design)
 
 
-def _sync_window(design, vv: VVAU) -> None:
-    """The depthwise-order window in front of a VVAU carries PE whole groups per word."""
+def _sync_window(design, vv) -> None:
+    """The depthwise-order window in front of a VVAU carries PE whole groups per word, in
+    front of a WindowMax PE channels."""
     for p in design.graph.predecessors(vv.name):
         swg = design.layer(p)
         if isinstance(swg, SlidingWindow):
-            swg.simd, swg.parallel = vv.in_word, False
+            swg.simd, swg.parallel = (vv.pe if isinstance(vv, WindowMax) else vv.in_word), False
