@@ -85,6 +85,24 @@ def test_qlinear_add_of_a_constant_is_bit_exact(const_shape):
         assert np.array_equal(_golden(m, x), ref), trial
 
 
+def test_qlinear_add_of_a_same_shape_constant_is_bit_exact():
+    """A (1, N) tensor plus a constant of its shape: the kernel's vector path (two fused
+    multiply-adds, the constant's first); every code meets 4 random constants."""
+    rng = np.random.default_rng(5)
+    n = 1024
+    for trial in range(12):
+        (sa, sb, sc), (za, zb, zc) = _rand_params(rng)
+        qn, inits = _quant_in(sa, za)
+        c = rng.integers(0, 256, size=(1, n) if trial % 2 else (n,)).astype(np.uint8)
+        inits += _scalars(sb=sb, zb=zb, sc=sc, zc=zc) + [numpy_helper.from_array(c, "c")]
+        nodes = [qn, helper.make_node("QLinearAdd", ["q", "sx", "zx", "c", "sb", "zb", "sc", "zc"], ["a"],
+                                      name="qadd", domain=MS), _dequant_out("a", "sc", "zc")]
+        m = _model(nodes, inits, [1, n], [1, n])
+        q = rng.permutation(np.resize(np.arange(256), n))[None]
+        x = ((q.astype(F32) - F32(za)) * F32(sa)).astype(F32)
+        assert np.array_equal(_golden(m, x), _ort(m, x)), trial
+
+
 @pytest.mark.parametrize("const_shape", [(), (1, 4, 1, 1)], ids=["per-tensor", "per-channel"])
 def test_qlinear_mul_by_a_constant_is_bit_exact(const_shape):
     """Integer product, float32 multiplier, + zero point: exact, including negative and
@@ -225,7 +243,7 @@ def _refused_models():
     full = [qn, helper.make_node("QLinearAdd", ["q", "sx", "zx", "c", "sb", "zb", "sc", "zc"], ["a"],
                                  name="qadd", domain=MS), _dequant_out("a", "sc", "zc")]
     yield "full_const_add", _model(full, inits, [1, 2, 4, 4], [1, 2, 4, 4]), "qadd", "QLinearAdd", \
-        "innermost axis"
+        "varies within a channel"
     qn, inits = _quant_in(F32(0.02), 128)
     inits += [numpy_helper.from_array(np.array([0.01, 0.02], F32), "sb")] + \
         _scalars(zb=3, sc=F32(0.03), zc=10) + [numpy_helper.from_array(np.uint8(7), "c")]
@@ -298,3 +316,36 @@ def test_residual_cnn_compiles_deterministically(cli, tmp_path):
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_int8_activations_add_and_pool_are_bit_exact():
+    """quantize_static with QInt8 activations: the int8 kernels (same formulas, signed
+    codes) for a QLinearAdd of two streams and the pool after it, on all code pairs."""
+    rng = np.random.default_rng(6)
+    q = np.stack([np.repeat(np.arange(-128, 128), 256),
+                  np.tile(np.arange(-128, 128), 256)]).reshape(1, 2, 256, 256)
+    i8 = lambda **kw: [numpy_helper.from_array(np.asarray(v, F32 if k.startswith("s") else np.int8), k)
+                       for k, v in kw.items()]
+    tried = 0
+    while tried < 3:
+        sa, s_c = F32(np.exp(rng.uniform(-4, -1))), F32(np.exp(rng.uniform(-4, -1)))
+        sb = F32(sa * F32(rng.uniform(0.25, 4)))
+        za, zc = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+        if F32(F32(sa) * F32(sb / sa) / F32(sb)) != 1:
+            continue
+        tried += 1
+        w = np.array([[0, 1], [1, 0]], np.int8).reshape(2, 2, 1, 1)
+        inits = i8(sx=sa, zx=za, sb=sb, zb=za, sc=s_c, zc=zc, sw=F32(sb / sa)) + \
+            [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.zeros((), np.int8), "zw")]
+        head = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["q"], name="quant"),
+                helper.make_node("QLinearConv", ["q", "sx", "zx", "w", "sw", "zw", "sb", "zb"], ["b"],
+                                 name="swap", kernel_shape=[1, 1]),
+                helper.make_node("QLinearAdd", ["q", "sx", "zx", "b", "sb", "zb", "sc", "zc"], ["a"],
+                                 name="qadd", domain=MS)]
+        add = _model(head + [_dequant_out("a", "sc", "zc")], inits, [1, 2, 256, 256], [1, 2, 256, 256])
+        pool = _model(head + [helper.make_node("QLinearGlobalAveragePool", ["a", "sc", "zc", "sx", "zx"],
+                                               ["p"], name="gap", domain=MS),
+                              _dequant_out("p", "sx", "zx")], inits, [1, 2, 256, 256], [1, 2, 1, 1])
+        x = ((q.astype(F32) - F32(za)) * F32(sa)).astype(F32)
+        for m in (add, pool):
+            assert np.array_equal(_golden(m, x), _ort(m, x).reshape(1, -1)), tried

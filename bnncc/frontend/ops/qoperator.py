@@ -294,9 +294,14 @@ class QOperatorOps:
             raise self.err("QLinearAdd of two constants should have been folded", node)
         x, rx, c, rc = (self._raw_int(node, a), ra, b, rb) if isinstance(a, Act) else \
             (self._raw_int(node, b), rb, a, ra)
-        cv = self._bcast_const(node, c, x)
-        # the constant operand is a scalar per span of the broadcast: F + c * rC first
-        fc = (_F32(f) + (cv.astype(_F32) * _F32(rc)).astype(_F32)).astype(_F32)
+        cv, vector = self._bcast_const(node, c, x)
+        if vector:      # fma(c, rC, F) per element, then fma(x, rX, that)
+            fc, exact = _fma32(cv.astype(np.float64), rc, np.full(cv.shape, f, _F32))
+            if not exact.all():
+                raise self.err("the constant operand's fused multiply-add cannot be "
+                               "reproduced exactly (scales too far apart)", node)
+        else:           # a scalar per span: F + c * rC first, two roundings
+            fc = (_F32(f) + (cv.astype(_F32) * _F32(rc)).astype(_F32)).astype(_F32)
         return self._requant_out(node, x, [ChainOp("affine", (self.full(np.float64(rx), x.shape),
                                                               fc.astype(np.float64)), node.name)],
                                  zdt)
@@ -308,11 +313,16 @@ class QOperatorOps:
         if np.broadcast_shapes(v.shape, x.shape) != tuple(x.shape):
             raise self.err(f"constant of shape {list(v.shape)} would broadcast the tensor of "
                            f"shape {list(x.shape)}", node)
-        if v.ndim and v.size > 1 and v.shape[-1] != 1 and len(x.shape) > 2:
-            raise self.err("a constant that varies along the innermost axis (onnxruntime's "
-                           "vector path) is not supported; only per-tensor or per-channel "
-                           "constants", node)
-        return np.broadcast_to(v.astype(np.int64), x.shape)
+        vs = (1,) * (len(x.shape) - v.ndim) + tuple(v.shape)
+        if v.size <= 1 or (vs[-1] == 1 and x.shape[-1] > 1):
+            vector = False      # onnxruntime's broadcast hands the kernel one value per span
+        elif vs == tuple(x.shape):
+            vector = True       # same shape: the kernel reads both operands as vectors
+        else:
+            raise self.err(f"a constant of shape {list(v.shape)} broadcast along outer axes "
+                           f"of a tensor of shape {list(x.shape)} is not supported (only "
+                           "per-tensor, per-channel or same-shape constants)", node)
+        return np.broadcast_to(v.astype(np.int64), x.shape), vector
 
     @handles("QLinearMul")
     def op_QLinearMul(self, node, ins, attrs):
@@ -332,7 +342,7 @@ class QOperatorOps:
             raise self.err("QLinearMul of two constants should have been folded", node)
         x, zx, c, zk = (self._raw_int(node, a), za, b, zb) if isinstance(a, Act) else \
             (self._raw_int(node, b), zb, a, za)
-        k = self._bcast_const(node, c, x) - zk
+        k = self._bcast_const(node, c, x)[0] - zk
         ratio = _F32(_F32(sa * sb) / sc)
         chain = [ChainOp("affine", (k.astype(np.float64), (-zx * k).astype(np.float64)), node.name),
                  ChainOp("mul", (self.full(ratio, x.shape).astype(_F32),), node.name),
