@@ -61,7 +61,7 @@ class AddStreams(Layer):
 
     def describe(self) -> dict:
         ka, kb = (list(k) if self.per_channel else k for k in (self.ka, self.kb))
-        return {"ka": ka, "kb": kb, "idt_b": str(self.idt_b)}
+        return {"ka": ka, "kb": kb, "idt_b": str(self.idt_b), **_removed(self)}
 
     def cycles(self) -> int:
         return int(np.prod(self.in_shape)) // self.pe
@@ -132,7 +132,8 @@ class Concat(Layer):
         return np.concatenate(parts, axis=-1)
 
     def describe(self) -> dict:
-        return {"channels": list(self.channels), "idts": [str(t) for t in self.idts]}
+        return {"channels": list(self.channels), "idts": [str(t) for t in self.idts],
+                **_removed(self)}
 
     def cycles(self) -> int:
         return int(np.prod(self.out_shape)) // self.pe
@@ -177,6 +178,12 @@ class Duplicate(Layer):
 
     def resources(self, mem_style: str | None = None) -> dict:
         return _linear(self.features(), DUP_LUT, DUP_FF)
+
+
+def _removed(layer) -> dict:
+    """Channels bnncc.passes.prune removed through this join, by reason (if any)."""
+    rec = layer.__dict__.get("removed")
+    return {"removed": rec} if rec else {}
 
 
 def _linear(features, lut_coef, ff_coef) -> dict:
