@@ -29,7 +29,7 @@ import numpy as np
 
 from .boards import DEFAULT_BUDGET, budget_of  # noqa: F401  (re-exported)
 from .errors import BnnccError
-from .layers import (MVAU, VVAU, Concat, LabelSelect, SlidingWindow,  # noqa: F401
+from .layers import (MVAU, VVAU, AddStreams, Concat, LabelSelect, SlidingWindow,  # noqa: F401
                      WidthConverter, in_elems, out_elems)
 from .layers.cost import RES, fifo_resources
 from .passes.fifos import FIFO_MIN_DEPTH, base_depth
@@ -180,6 +180,8 @@ def _channel_pe_attr(layer) -> int | None:
         return layer.labels
     if isinstance(layer, Concat):          # PE channels of every input per word
         return math.gcd(*layer.channels)
+    if isinstance(layer, AddStreams):      # operand words whole (bnncc.passes.prune)
+        return layer.pe_channels()
     return int(layer.in_shape[-1])
 
 

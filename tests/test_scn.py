@@ -254,3 +254,20 @@ def test_cli_reports_removed_channels_and_savings(tmp_path, capsys):
     assert c["saved"]["LUT"] == c["kept_totals"]["LUT"] - est["totals"]["LUT"]
     assert main(["estimate", "--json", "--prune", "off", model]) == 0
     assert "compression" not in json.loads(capsys.readouterr().out)
+
+
+def test_inspect_json_reports_removals_through_an_add(tmp_path, capsys):
+    """`inspect --json`: per layer the channels removed and why, the add's constant sum
+    and its unread channel included."""
+    import onnx
+    from bnncc.cli import main
+    model, _ = residual_example("tensor")
+    path = tmp_path / "residual.onnx"
+    onnx.save(model, str(path))
+    assert main(["inspect", "--json", str(path)]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    add = next(l for l in layers if l["kind"] == "AddStreams")
+    assert add["removed"] == {"sum_constant_channels": 1, "sum_unread_channels": 1}
+    mv = [l for l in layers if l["kind"] == "MVAU"]
+    assert [l["removed"].get("constant_channels", 0) for l in mv] == [2, 1, 1, 0]
+    assert [l["removed"].get("unread_channels", 0) for l in mv] == [0, 1, 1, 0]

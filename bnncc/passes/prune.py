@@ -18,10 +18,37 @@ compile time, so the readers absorb it and the channel goes:
     host's output chain, as an exact integer add before the output scale.
 
 A channel whose every reader has all-zero weights in its columns is *unread*: it goes
-from the producer and the columns from the readers. Removing columns can make a row
-all-zero and so constant: the pass repeats until nothing changes. Readers it cannot see
-through (residual adds, concat, label select, several readers of which one cannot
-absorb) keep the channel; `removed` on each layer says what went and why.
+from the producer and the columns from the readers.
+
+Joins link streams: a channel of a residual add's output is channel c of both operands,
+and a channel of a concat is one channel of one input. So a removal is a *cut*: every
+stream that must lose the channel together (through channel-wise layers both ways, into
+both operands of an add, into the one concat input that holds it), its roots (the MVAU
+rows producing it) and its leaves (the MVAU columns reading it). The channel's value is
+followed down the cut: an add of two constants is the constant ka*va + kb*vb, so a
+channel constant in both operands makes the sum constant and it is absorbed after the
+add like any other; a channel the add's readers ignore goes from the add and from both
+operands, whatever their values (cascading into both producers); a concat passes its
+input's value on, so its readers absorb it at the shifted column offset, and an unread
+concat channel goes from the input that holds it. A cut goes only if every leaf absorbs
+it exactly and no stream of it is read by the host or by a layer that cannot drop a
+channel (label select, depthwise, sum pooling, the host input); each layer keeps one
+channel at least. Removing columns can make a row all-zero and so constant: the pass
+repeats until nothing changes. `removed` on each layer says what went and why (joins and
+channel-wise layers count what passed through them: sum_constant_channels on an add).
+
+What stays, and why:
+  * a channel constant in one operand of an add but not the other: the sum varies, so
+    it stays, and so does the constant operand's row. Folding the constant into the add
+    (the sum's channel = the other operand + ka*v) needs an add that reads fewer
+    channels from one operand than from the other, and the AddStreams hardware takes one
+    word of each operand per cycle, lane for lane: not done yet;
+  * a constant v != pad code read through a zero-padded window: the padded positions
+    contribute the pad code, so the shift depends on the output pixel's border class.
+    An integer window has no per-class accumulator start (only bipolar windows carry a
+    bnncc.layers.border.Border), and for a bipolar window the per-class shift would have
+    to join the border corrections, whose popcount form needs even pad counts per
+    class: not done, the channel stays (unread columns do go: their weights are zero).
 """
 from __future__ import annotations
 
