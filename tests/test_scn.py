@@ -31,8 +31,10 @@ def _compile_time_constant(design, name: str, c: int) -> bool:
         return True
     if isinstance(l, MaxPool) and not isinstance(l, SumPool):
         return _compile_time_constant(design, up[0], c)
-    if isinstance(l, AddStreams):
-        return all(_compile_time_constant(design, p, c) for p in up)
+    if isinstance(l, AddStreams):     # an operand that no longer streams c adds 0
+        return all(l.operand_channel(i, c) is None or
+                   _compile_time_constant(design, p, l.operand_channel(i, c))
+                   for i, p in enumerate(up))
     if isinstance(l, Concat):
         off = np.cumsum((0,) + tuple(l.channels))
         i = int(np.searchsorted(off, c, side="right") - 1)
@@ -40,17 +42,37 @@ def _compile_time_constant(design, name: str, c: int) -> bool:
     return False
 
 
+def _single_channel_source(design, name: str, c: int) -> bool:
+    """Some producer of channel c (up through adds, concats, pooling) has one channel
+    (which it keeps)."""
+    if name == INPUT:
+        return False
+    l = design.layer(name)
+    up = design.inputs_of(name)
+    if isinstance(l, (MVAU, Thresholding)):
+        return l.out_shape[-1] <= 1
+    if isinstance(l, (MaxPool, Duplicate)):
+        return _single_channel_source(design, up[0], c)
+    if isinstance(l, AddStreams):
+        return any(l.operand_channel(i, c) is not None and
+                   _single_channel_source(design, p, l.operand_channel(i, c))
+                   for i, p in enumerate(up))
+    if isinstance(l, Concat):
+        off = np.cumsum((0,) + tuple(l.channels))
+        i = int(np.searchsorted(off, c, side="right") - 1)
+        return _single_channel_source(design, up[i], c - int(off[i]))
+    return False
+
+
 def _kept_for_a_reason(design, name: str, c: int) -> bool:
-    """A constant channel may stay only where the pass's rules keep it: it meets a
-    residual add whose other operand varies in that channel (the hardware add reads a
-    word of each operand per cycle), a padded window, or a reader that cannot absorb."""
+    """A constant channel may stay only where the pass's rules keep it: it meets (after
+    adds, concats and channel-wise layers) a padded window or a reader that cannot
+    absorb a constant; an add absorbs it (both operands constant) or folds it in."""
     for r in design.graph.successors(name):
         l = design.layer(r)
         if isinstance(l, AddStreams):
-            other = [p for p in design.inputs_of(r) if p != name]
-            if other and not _compile_time_constant(design, other[0], c):
-                return True
-            if _kept_for_a_reason(design, r, c):
+            i = design.inputs_of(r).index(name)
+            if _kept_for_a_reason(design, r, l.output_channel(i, c)):
                 return True
         elif isinstance(l, Concat):
             i = design.inputs_of(r).index(name)
@@ -75,7 +97,9 @@ def _needed_upstream(design, name: str, c: int, reader: str) -> bool:
     if isinstance(l, (Thresholding, MaxPool, Duplicate)):
         return _needed_upstream(design, up[0], c, name)
     if isinstance(l, AddStreams):
-        return any(_needed_upstream(design, p, c, name) for p in up)
+        return any(l.operand_channel(i, c) is not None and
+                   _needed_upstream(design, p, l.operand_channel(i, c), name)
+                   for i, p in enumerate(up))
     if isinstance(l, Concat):
         off = np.cumsum((0,) + tuple(l.channels))
         i = int(np.searchsorted(off, c, side="right") - 1)
@@ -86,9 +110,9 @@ def _needed_upstream(design, name: str, c: int, reader: str) -> bool:
 def assert_nothing_removable(design):
     """An independent look at the pruned design: no layer before the last keeps an
     all-zero weight row or a channel no reachable input changes (a layer keeps one
-    channel at least), unless it meets a residual add whose other operand varies there,
-    or a padded window; and no add or concat passes on a channel constant in all of
-    its sources."""
+    channel at least), unless it meets a padded window (or a reader that cannot absorb
+    a constant); and no add or concat passes on a channel constant in all of its
+    sources."""
     for l in design.layers():
         if not list(design.graph.successors(l.name)) or l.out_shape[-1] <= 1:
             continue
@@ -103,7 +127,8 @@ def assert_nothing_removable(design):
         if isinstance(l, (AddStreams, Concat)):
             for c in range(l.out_shape[-1]):
                 if _compile_time_constant(design, l.name, c):
-                    assert _kept_for_a_reason(design, l.name, c), (l.name, c)
+                    assert _kept_for_a_reason(design, l.name, c) or \
+                        _single_channel_source(design, l.name, c), (l.name, c)
 
 
 @pytest.mark.parametrize("group", range(GROUPS))
@@ -133,9 +158,9 @@ def test_families_are_covered():
 @pytest.mark.parametrize("form", ["tensor", "grouped"])
 def test_residual_removals_by_rule(form):
     """Known removals through a residual add: the stem's zero channels (read by both
-    branches), the channel zero in both branches (a constant sum), the channel the head
-    ignores (unread after the add, so gone from both branches); the channels zero in one
-    branch only stay (the other operand varies there)."""
+    branches), the channel zero in both branches (a constant sum), the channels zero in
+    one branch only (folded into the add, which stops reading that operand there), the
+    channel the head ignores (unread after the add, so gone from both branches)."""
     model, x = residual_example(form)
     d = lower(model, "residual")
     assert np.array_equal(d.run(x), qonnx_reference(model, x, elementwise=form == "tensor"))
@@ -144,12 +169,15 @@ def test_residual_removals_by_rule(form):
     mv = [l for l in d.layers() if isinstance(l, MVAU)]
     add = next(l for l in d.layers() if isinstance(l, AddStreams))
     assert mv[0].removed["constant_channels"] == 2 and mv[0].mh == 6, rec
-    for branch in mv[1:3]:       # row 3 constant (both), row 6 unread; 2 and 5 kept
-        assert branch.removed["constant_channels"] == 1, rec
+    for branch in mv[1:3]:       # rows 3 and 2 (A) / 5 (B) constant, row 6 unread
+        assert branch.removed["constant_channels"] == 2, rec
         assert branch.removed["unread_channels"] == 1, rec
-        assert branch.mh == 6 and branch.mw == 6
-    assert add.removed == {"sum_constant_channels": 1, "sum_unread_channels": 1}
-    assert add.in_shape == (6,) and by[d.inputs_of(mv[3].name)[0]].out_shape == (6,)
+        assert branch.mh == 5 and branch.mw == 6
+    assert add.removed == {"folded_constant_channels": 2, "sum_constant_channels": 1,
+                           "sum_unread_channels": 1}
+    assert add.in_shape == (6,) and add.in_shapes == [(5,), (5,)]
+    assert [list(add.live_mask(i)) for i in (0, 1)] == [[1, 1, 0, 1, 1, 1], [1, 1, 1, 1, 0, 1]]
+    assert by[d.inputs_of(mv[3].name)[0]].out_shape == (6,)
     assert mv[3].mw == 6
     assert_nothing_removable(d)
 
@@ -267,7 +295,9 @@ def test_inspect_json_reports_removals_through_an_add(tmp_path, capsys):
     assert main(["inspect", "--json", str(path)]) == 0
     layers = json.loads(capsys.readouterr().out)["layers"]
     add = next(l for l in layers if l["kind"] == "AddStreams")
-    assert add["removed"] == {"sum_constant_channels": 1, "sum_unread_channels": 1}
+    assert add["removed"] == {"folded_constant_channels": 2, "sum_constant_channels": 1,
+                              "sum_unread_channels": 1}
+    assert add["operand_channels"] == [5, 5]
     mv = [l for l in layers if l["kind"] == "MVAU"]
-    assert [l["removed"].get("constant_channels", 0) for l in mv] == [2, 1, 1, 0]
+    assert [l["removed"].get("constant_channels", 0) for l in mv] == [2, 2, 2, 0]
     assert [l["removed"].get("unread_channels", 0) for l in mv] == [0, 1, 1, 0]

@@ -120,6 +120,7 @@ class _Cut:
         self.items: list[tuple[str, int]] = []        # (producer, channel) streams
         self.leaves: list[tuple[str, list, tuple, str | None]] = []   # (mvau, cols, item, swg)
         self.value: dict[tuple[str, int], int | None] = {}
+        self.folds: list[tuple[str, int, int, tuple]] = []   # (add, operand, out channel, item)
 
 
 def _leaf_cols(design, reader: str, shape: tuple, c: int):
@@ -141,10 +142,11 @@ def _leaf_cols(design, reader: str, shape: tuple, c: int):
     return None
 
 
-def _grow(design, readers: dict, seed: tuple) -> _Cut | None:
+def _grow(design, readers: dict, seed: tuple, fold: bool = False) -> _Cut | None:
     """Every stream that must lose channel `seed[1]` with `seed[0]`'s stream: through
-    channel-wise layers both ways, into both operands of an add, into the one input of
-    a concat that holds the channel. None if it reaches something that cannot lose a
+    channel-wise layers both ways, into both operands of an add (or, with `fold`, into
+    the add as a constant operand: the add keeps the channel), into the one input of a
+    concat that holds the channel. None if it reaches something that cannot lose a
     channel (the host's input or output, label select, a depthwise or pooled sum...)."""
     cut, todo, seen = _Cut(), [seed], set()
     while todo:
@@ -161,7 +163,10 @@ def _grow(design, readers: dict, seed: tuple) -> _Cut | None:
         elif isinstance(layer, (Thresholding, MaxPool)) and not isinstance(layer, SumPool):
             todo.append((design.inputs_of(name)[0], c))
         elif isinstance(layer, AddStreams):
-            todo.extend((p, c) for p in design.inputs_of(name))
+            for i, p in enumerate(design.inputs_of(name)):
+                j = layer.operand_channel(i, c)
+                if j is not None:
+                    todo.append((p, j))
         elif isinstance(layer, Concat):
             i, ci = _concat_part(layer, c)
             todo.append((design.inputs_of(name)[i], ci))
@@ -175,7 +180,13 @@ def _grow(design, readers: dict, seed: tuple) -> _Cut | None:
             return None                 # the host reads this stream
         for r, i in rs:
             rl = design.layer(r)
-            if isinstance(rl, (Thresholding, MaxPool, AddStreams)) and not isinstance(rl, SumPool):
+            if isinstance(rl, AddStreams):
+                co = rl.output_channel(i, c)
+                if fold:
+                    cut.folds.append((r, i, co, item))
+                else:
+                    todo.append((r, co))
+            elif isinstance(rl, (Thresholding, MaxPool)) and not isinstance(rl, SumPool):
                 todo.append((r, c))
             elif isinstance(rl, Concat):
                 todo.append((r, _concat_offset(rl, i) + c))
@@ -184,7 +195,66 @@ def _grow(design, readers: dict, seed: tuple) -> _Cut | None:
                 if leaf is None:
                     return None
                 cut.leaves.append(leaf[:2] + (item, leaf[2]))
+    if any((a, co) in seen for a, _, co, _ in cut.folds):
+        return None                      # an add both folded and removed: not this way
     return cut
+
+
+def _offset_leaves(design, readers: dict, name: str, c: int, off: int, out: list) -> bool:
+    """Readers of channel c of `name`'s stream take the hardware value h = true - off:
+    collect how each absorbs `off` (thresholds, MVAU rows through their columns; max
+    pooling, concat and adds pass it on). False if some reader cannot."""
+    rs = readers.get(name, [])
+    if not rs or off == 0:
+        return bool(rs)
+    layer = design.layer(name)
+    for r, i in rs:
+        rl = design.layer(r)
+        if isinstance(rl, Thresholding):
+            out.append(("thr", r, c, off))
+        elif isinstance(rl, MaxPool) and not isinstance(rl, SumPool):
+            if not _offset_leaves(design, readers, r, c, off, out):
+                return False
+        elif isinstance(rl, Concat):
+            if not _offset_leaves(design, readers, r, _concat_offset(rl, i) + c, off, out):
+                return False
+        elif isinstance(rl, AddStreams):
+            co = rl.output_channel(i, c)
+            k = rl.factors()[i][co]
+            if not _offset_leaves(design, readers, r, co, int(k) * off, out):
+                return False
+        else:
+            leaf = _leaf_cols(design, r, layer.out_shape, c)
+            if leaf is None:
+                return False
+            mv, cols, swg = leaf
+            m = design.layer(mv)
+            if m.binary or (swg is not None and any(design.layer(swg).pads)):
+                return False             # padded positions hold the pad code, unshifted
+            shift = (m.weights[:, cols] * off).sum(1).astype(np.int64)
+            if m.thresholds is None:
+                if readers.get(mv) and np.any(shift != 0):
+                    return False
+                lo, hi = mvau_acc_range(m.weights, m.idt, m.binary)
+                if max(abs(int(lo.min())), abs(int(hi.max()))) >= F32_EXACT:
+                    return False
+            out.append(("mvau", mv, None, shift))
+    return True
+
+
+def _fold_plan(design, cut: _Cut, readers: dict):
+    """For a cut whose constant operand channels fold into adds: the offsets the adds'
+    readers absorb (the add reads 0 where the operand was v, so its sum is ka*v lower),
+    or None if some fold has no known constant or some reader cannot absorb it."""
+    out: list = []
+    for add, i, co, item in cut.folds:
+        v = cut.value[item]
+        if v is None:
+            return None
+        k = int(design.layer(add).factors()[i][co])
+        if not _offset_leaves(design, readers, add, co, k * v, out):
+            return None
+    return out
 
 
 def _values(design, cut: _Cut, order: dict, consts) -> None:
@@ -204,7 +274,9 @@ def _values(design, cut: _Cut, order: dict, consts) -> None:
         elif isinstance(layer, MaxPool):
             v = cut.value[(design.inputs_of(name)[0], c)]
         elif isinstance(layer, AddStreams):
-            va, vb = (cut.value[(p, c)] for p in design.inputs_of(name))
+            va, vb = (0 if layer.operand_channel(i, c) is None else
+                      cut.value[(p, layer.operand_channel(i, c))]
+                      for i, p in enumerate(design.inputs_of(name)))
             ka, kb = layer.factors()
             v = None if va is None or vb is None else int(ka[c] * va + kb[c] * vb)
         else:                            # Concat
@@ -262,6 +334,7 @@ def _with_channels(shape: tuple, c: int) -> tuple:
 
 def _apply_leaves(design, shifts: dict) -> None:
     for name, (cols, shift) in shifts.items():
+        shift = np.broadcast_to(np.asarray(shift, np.int64), (design.layer(name).mh,))
         r = design.layer(name)
         if np.any(shift != 0):
             if r.thresholds is not None:
@@ -273,7 +346,8 @@ def _apply_leaves(design, shifts: dict) -> None:
                 r.real_of_acc = (mul, add + mul * shift)
         r.weights = _keep(r.weights, cols, axis=1)
         r.in_shape = _with_channels(r.in_shape, r.mw)
-        _note(r, "input_columns", len(set(cols)))
+        if cols:
+            _note(r, "input_columns", len(set(cols)))
 
 
 def _apply_streams(design, drop: dict, why: dict) -> None:
@@ -292,9 +366,13 @@ def _apply_streams(design, drop: dict, why: dict) -> None:
         if isinstance(layer, Thresholding):
             layer.thresholds = _keep(layer.thresholds, chans)
             layer.negate = _keep(layer.negate, chans)
-        elif isinstance(layer, AddStreams) and layer.per_channel:
-            layer.ka = tuple(k for i, k in enumerate(layer.ka) if i not in chans)
-            layer.kb = tuple(k for i, k in enumerate(layer.kb) if i not in chans)
+        elif isinstance(layer, AddStreams):
+            if layer.per_channel:
+                layer.ka = tuple(k for i, k in enumerate(layer.ka) if i not in chans)
+                layer.kb = tuple(k for i, k in enumerate(layer.kb) if i not in chans)
+            layer.live = tuple(None if m is None else
+                               tuple(x for i, x in enumerate(m) if i not in chans)
+                               for m in layer.live)
         if isinstance(layer, Concat):
             parts = [_concat_part(layer, c)[0] for c in chans]
             layer.channels = tuple(k - parts.count(i) for i, k in enumerate(layer.channels))
@@ -349,6 +427,26 @@ def _drop_rows(layer, rows: list, why: str, count: int | None = None) -> None:
         _note(layer, f"{why}_channels", count)
 
 
+def _accept(design, readers, order, consts, seed, left):
+    """The cut for `seed` that can go, removing the channel through adds if it can and
+    else folding its constant operands into them: (cut, leaf shifts, offsets) or None."""
+    for fold in (False, True):
+        cut = _grow(design, readers, seed, fold)
+        if cut is None or (fold and not cut.folds):
+            continue
+        per: dict = {}
+        for n, _ in cut.items:
+            per[n] = per.get(n, 0) + 1
+        if any(left[n] - k < 1 for n, k in per.items()):
+            continue                           # a stream keeps one channel at least
+        _values(design, cut, order, consts)
+        sh = _leaf_shifts(design, cut, readers)
+        offs = _fold_plan(design, cut, readers) if sh is not None else None
+        if sh is not None and offs is not None:
+            return cut, per, sh, offs
+    return None
+
+
 def _step(design) -> bool:
     """Remove every channel that can go, each with everything linked to it, against
     one snapshot of the design; True if anything changed."""
@@ -361,38 +459,72 @@ def _step(design) -> bool:
     drop: dict[str, list] = {}
     why: dict[str, dict] = {}
     shifts: dict = {}
+    folds, thr_offsets = [], []
     for layer in design.layers():
         if not isinstance(layer, MVAU) or not readers.get(layer.name):
             continue
         for c in range(layer.mh):
             if (layer.name, c) in taken:
                 continue
-            cut = _grow(design, readers, (layer.name, c))
-            if cut is None or taken & set(cut.items):
+            got = _accept(design, readers, order, consts, (layer.name, c), left)
+            if got is None:
                 continue
-            per = {}
-            for n, _ in cut.items:
-                per[n] = per.get(n, 0) + 1
-            if any(left[n] - k < 1 for n, k in per.items()):
-                continue                       # a stream keeps one channel at least
-            _values(design, cut, order, consts)
-            sh = _leaf_shifts(design, cut, readers)
-            if sh is None:
+            cut, per, sh, offs = got
+            marks = set(cut.items) | {(a, co) for a, _, co, _ in cut.folds}
+            if taken & marks:
                 continue
-            taken |= set(cut.items)
+            taken |= marks
             for n, k in per.items():
                 left[n] -= k
             for n, ch in cut.items:
                 drop.setdefault(n, []).append(ch)
                 why.setdefault(n, {})[ch] = cut.value[(n, ch)]
-            for mv, (cols, s) in sh.items():
+            for mv, (cols, s_) in sh.items():
                 old = shifts.get(mv, ([], 0))
-                shifts[mv] = (old[0] + cols, old[1] + s)
+                shifts[mv] = (old[0] + cols, old[1] + s_)
+            for kind, name, ch, off in offs:
+                if kind == "thr":
+                    thr_offsets.append((name, ch, off))
+                else:
+                    old = shifts.get(name, ([], 0))
+                    shifts[name] = (old[0], old[1] + off)
+            folds += [(a, i, co) for a, i, co, _ in cut.folds]
     if not drop:
         return False
+    _apply_folds(design, folds, thr_offsets)
     _apply_leaves(design, shifts)
     _apply_streams(design, drop, why)
     return True
+
+
+def _apply_folds(design, folds: list, thr_offsets: list) -> None:
+    """Adds stop reading the folded operand channels; thresholds after them absorb the
+    constant (x_true = x_hw + off, so x >= T becomes x_hw >= T - off; -x >= T for a
+    negated channel becomes -x_hw >= T + off)."""
+    for add, i, co in folds:
+        a = design.layer(add)
+        live = [list(a.live_mask(k)) if a.live[k] is not None or k == i else None
+                for k in (0, 1)]
+        live[i][co] = False
+        a.live = tuple(None if m is None else tuple(bool(x) for x in m) for m in live)
+        _note(a, "folded_constant_channels", 1)
+    for name, ch, off in thr_offsets:
+        t = design.layer(name)
+        neg = t.negate is not None and bool(t.negate[ch])
+        t.thresholds = t.thresholds.copy()
+        t.thresholds[ch] += off if neg else -off
+        t.__dict__["_reclamp"] = True
+
+
+def _clamp_thresholding(t: Thresholding) -> None:
+    """Shifted thresholds into the reachable range of the input (plus one), so the
+    threshold type stays narrow; the same answer on every reachable input."""
+    lo = np.full(t.channels, t.idt.min if not t.idt.is_bipolar else -1)
+    hi = np.full(t.channels, t.idt.max)
+    if t.negate is not None:
+        lo, hi = np.where(t.negate, -hi, lo), np.where(t.negate, -lo, hi)
+    t.thresholds = np.clip(t.thresholds, lo[:, None], hi[:, None] + 1)
+    t.tdt = DataType.for_range(int(t.thresholds.min(initial=0)), int(t.thresholds.max(initial=0)))
 
 
 def self_compressing(design) -> bool:
@@ -420,6 +552,8 @@ def prune_channels(design, mode: str = "auto"):
     if changed:    # for `estimate`: what the design would cost with every channel kept
         design.uncompressed = minimize_widths(insert_duplicates(kept))
     for l in design.layers():
+        if isinstance(l, Thresholding) and l.__dict__.pop("_reclamp", False):
+            _clamp_thresholding(l)
         if isinstance(l, MVAU):
             _retype(l)
             _clamp_thresholds(l)

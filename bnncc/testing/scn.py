@@ -143,8 +143,8 @@ def _join(G, rng, x, shape: list, act: dict, per_channel_act: bool, kind: str):
     self-compressing layer, branch B the identity or another one; `add` sums them
     (one scale ratio: AddStreams), `add_pc` with per-channel power-of-two scales on A
     (the float residual add the front end lowers to ka[c] * a + kb[c] * b), then
-    requantizes; `concat` stacks their channels. Returns (output, shape, guaranteed
-    zero channels, all zero channels, meta)."""
+    requantizes; `concat` stacks their channels. Returns (output, shape, zero channels
+    the pruning must remove, all zero channels, meta)."""
     C, conv = shape[1], len(shape) == 4
     bshape = [1, C] + [1] * (len(shape) - 2)
     pc = kind == "add_pc" and act["kind"] == "uint"
@@ -172,7 +172,7 @@ def _join(G, rng, x, shape: list, act: dict, per_channel_act: bool, kind: str):
         y = G.node("Add", [a, b])
         y = _activation(G, rng, y, C, conv, act, per_channel_act)
         out = list(shape)
-        sure = int((za & zb).sum()) if two else 0
+        sure = int(za.sum() + zb.sum())     # constant operands fold into the add
     meta = {"kind": kind if kind != "add_pc" or pc else "add", "two_layers": two,
             "padded": pa or pb}
     return y, out, sure, int(za.sum() + zb.sum()), meta
@@ -199,10 +199,10 @@ def _build(seed: int, form: str):
 
     def joined(x, shape, last_zero):
         """The join block after the first hidden layer; the zero channels of the layer
-        before it stay certain only if nothing reads them through padding or an add."""
+        before it stay certain only if nothing reads them through padding."""
         nonlocal zero, unsure, jmeta
         y, shape, sure, total, jmeta = _join(G, jrng, x, shape, act, per_channel_act, join)
-        if jmeta["padded"] or (jmeta["kind"] != "concat" and not jmeta["two_layers"]):
+        if jmeta["padded"]:
             zero, unsure = zero - last_zero, unsure + last_zero
         zero, unsure = zero + sure, unsure + total - sure
         return y, shape
@@ -300,8 +300,9 @@ def random_scn_network(seed: int, n_inputs: int = 8, with_reference: bool = True
 def residual_example(form: str, seed: int = 0):
     """A small FC residual net with known removals: the stem's zero channels 0, 1 (read by
     both branches); branch A zero in 2, 3 and branch B in 3, 5 (channel 3 constant in
-    both operands, so the sum's channel 3 is constant; 2 and 5 live on one operand);
-    the head ignores the sum's channel 6 (unread, so both branches lose row 6).
+    both operands, so the sum's channel 3 is constant; 2 and 5 constant in one operand,
+    folded into the add); the head ignores the sum's channel 6 (unread, so both
+    branches lose row 6).
     Returns (model, inputs)."""
     rng = np.random.default_rng(seed)
     G = ScnGraph(form)
