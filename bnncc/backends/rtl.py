@@ -21,8 +21,9 @@ import numpy as np
 from .. import resources
 from ..datatypes import DataType
 from ..errors import BnnccError
-from ..layers import (MVAU, VVAU, AddStreams, Concat, Duplicate, LabelSelect, MaxPool,
-                      SlidingWindow, SumPool, Thresholding, WidthConverter, in_elems, out_elems)
+from ..layers import (MVAU, VVAU, AddStreams, Concat, DepthToSpace, Duplicate, LabelSelect,
+                      MaxPool, SlidingWindow, SumPool, Thresholding, WidthConverter, WindowMax,
+                      in_elems, out_elems)
 from ..layers.cost import sbits, ubits
 from ..layers.streams import naf
 from ..passes.fifos import FIFO_MIN_DEPTH, fifo_depths
@@ -361,10 +362,37 @@ def _labelselect(l: LabelSelect, mod: str, files: dict) -> dict:
                 iw=l.pe * l.idt.bits)
 
 
+def _depth_to_space(l: DepthToSpace, mod: str, files: dict) -> dict:
+    """The ping-pong reorder buffer: read address steps per carry level (modulo 2^AW)."""
+    if l.pe_channels() % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {l.pe_channels()} elements "
+                         f"that stay together in {l.mode} order")
+    n, st = l.loops()
+    bw = l.block_words()
+    width, depth, style = l.buffer_shape()
+    aw = ubits(depth - 1)
+    delta = [(st[k] - sum((n[m] - 1) * st[m] for m in range(k + 1, 4))) % (1 << aw)
+             for k in range(4)]
+    what = "SpaceToDepth" if l.mode == "S2D" else f"DepthToSpace ({l.mode})"
+    return dict(name=l.name, module=mod, what=what, b=l.block, in_shape=list(l.in_shape),
+                out_shape=list(l.out_shape), pe=l.pe, idt=l.idt, ww=width, aw=aw, bw=bw,
+                loops=list(n), strides=list(st), cw=[ubits(k - 1) for k in n], delta=delta,
+                ram_style=style)
+
+
+def _window_max(l: WindowMax, mod: str, files: dict) -> dict:
+    if l.channels % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {l.channels} channels")
+    return dict(name=l.name, module=mod, kh=l.kernel[0], kw=l.kernel[1], k=l.k, pe=l.pe,
+                idt=l.idt, eb=l.idt.bits, ww=l.pe * l.idt.bits, kbits=ubits(l.k - 1),
+                mode=mode(l.idt))
+
+
 KIND = {MVAU: ("mvau", _mvau), VVAU: ("vvau", _vvau), Thresholding: ("thresholding", _thresholding),
         SlidingWindow: ("swg", _swg), MaxPool: ("pool", _pool), SumPool: ("pool", _pool),
         LabelSelect: ("labelselect", _labelselect), Duplicate: ("duplicate", _duplicate),
-        AddStreams: ("addstreams", _addstreams), Concat: ("concat", _concat)}
+        AddStreams: ("addstreams", _addstreams), Concat: ("concat", _concat),
+        DepthToSpace: ("depth_to_space", _depth_to_space), WindowMax: ("window_max", _window_max)}
 
 
 # --------------------------------------------------------------------------- design level

@@ -20,16 +20,33 @@ def _coefficients() -> dict:
     return json.loads(COEFFICIENTS.read_text())
 
 
+# the lists coef() handed out (layer modules keep them as module constants): a refit
+# updates them in place, so every model sees the new coefficients without a re-import
+_LIVE: dict[tuple[str, str], list] = {}
+
+
 def coef(key: str) -> tuple[list, list]:
     """(LUT, FF) coefficients of a model, as fitted by bnncc.calibrate.fit on the training
     sweep (held-out errors in docs/calibration.md)."""
     c = _coefficients()[key]
-    return list(c["LUT"]), list(c["FF"])
+    return tuple(_LIVE.setdefault((key, r), list(c[r])) for r in ("LUT", "FF"))
+
+
+def reload_coefficients() -> None:
+    """Re-read coefficients.json into every list coef() handed out and drop the caches
+    of resource figures computed from the old ones."""
+    _coefficients.cache_clear()
+    _fifo_resources.cache_clear()
+    c = _coefficients()
+    for (key, r), lst in _LIVE.items():
+        if key in c:
+            lst[:] = c[key][r]
 
 
 def write_coefficients(new: dict) -> None:
     old = _coefficients()
     COEFFICIENTS.write_text(json.dumps({**old, **new}, indent=1, sort_keys=True) + "\n")
+    reload_coefficients()
 
 
 def coef_key(layer) -> str:

@@ -42,6 +42,15 @@ class WidthConverter(Layer):
             return add(dwc_resources(eb, ie, g), dwc_resources(eb, g, oe))
         return dwc_resources(eb, ie, oe)
 
+    def pipeline_latency(self) -> int:
+        """Register stages of templates/rtl/dwc.v.j2 a word passes: the held word (split)
+        or the gathered word (gather), one per bnncc_dwc; two when neither count divides
+        the other (split to the gcd, then gather)."""
+        ie, oe = self.in_elems, self.out_elems
+        if ie == oe:
+            return 0
+        return 2 if ie % oe and oe % ie else 1
+
     def fill_drain(self) -> tuple[int, int]:
         """A gather waits for a whole output word; a split emits its slices after the last
         input word."""
