@@ -247,7 +247,9 @@ def test_trained_fixture_exact_and_pruned(fix, form):
     assert np.array_equal(y, refs["outputs"])
     acc = float((y.argmax(1) == refs["labels"]).mean())
     assert acc == fix["accuracy"]          # the trained model's own held-out accuracy
-    assert removed_channels(d) >= fix["zero_channels"] > 0
+    assert acc == fix.get("torch_accuracy", acc)     # and torch's, where recorded
+    # all zero-bit channels go, but those a padded window reads as a non-zero constant
+    assert removed_channels(d) >= fix["zero_channels"] - fix.get("kept_through_padding", 0) > 0
     assert_nothing_removable(d)
     before = sum(l.__dict__.get("removed", {}).get("weight_bits_before", 0) for l in d.layers())
     after = sum(l.__dict__.get("removed", {}).get("weight_bits_after", 0) for l in d.layers())
