@@ -1,4 +1,5 @@
-"""onnxruntime's com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool against
+"""onnxruntime's com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool /
+QLinearConcat against
 onnxruntime itself (the reference; MLAS's x86-64 kernels, docs/qoperator.md), on every
 integer the operand can hold, and the quantize_static residual CNN fixture
 (scripts/make_qoperator_models.py): conv-BN-relu blocks, a QLinearAdd, a
@@ -85,6 +86,24 @@ def test_qlinear_add_of_a_constant_is_bit_exact(const_shape):
         assert np.array_equal(_golden(m, x), ref), trial
 
 
+def test_qlinear_add_of_a_same_shape_constant_is_bit_exact():
+    """A (1, N) tensor plus a constant of its shape: the kernel's vector path (two fused
+    multiply-adds, the constant's first); every code meets 4 random constants."""
+    rng = np.random.default_rng(5)
+    n = 1024
+    for trial in range(12):
+        (sa, sb, sc), (za, zb, zc) = _rand_params(rng)
+        qn, inits = _quant_in(sa, za)
+        c = rng.integers(0, 256, size=(1, n) if trial % 2 else (n,)).astype(np.uint8)
+        inits += _scalars(sb=sb, zb=zb, sc=sc, zc=zc) + [numpy_helper.from_array(c, "c")]
+        nodes = [qn, helper.make_node("QLinearAdd", ["q", "sx", "zx", "c", "sb", "zb", "sc", "zc"], ["a"],
+                                      name="qadd", domain=MS), _dequant_out("a", "sc", "zc")]
+        m = _model(nodes, inits, [1, n], [1, n])
+        q = rng.permutation(np.resize(np.arange(256), n))[None]
+        x = ((q.astype(F32) - F32(za)) * F32(sa)).astype(F32)
+        assert np.array_equal(_golden(m, x), _ort(m, x)), trial
+
+
 @pytest.mark.parametrize("const_shape", [(), (1, 4, 1, 1)], ids=["per-tensor", "per-channel"])
 def test_qlinear_mul_by_a_constant_is_bit_exact(const_shape):
     """Integer product, float32 multiplier, + zero point: exact, including negative and
@@ -136,6 +155,30 @@ def test_qlinear_global_average_pool_is_bit_exact(channels_last):
         x = np.concatenate([_all_codes(rng, (1, c, h, w), sx, zx) for _ in range(16)])
         ref = np.concatenate([_ort(m, x[i:i + 1]).reshape(1, -1) for i in range(len(x))])
         assert np.array_equal(_golden(m, x), ref), trial
+
+
+def test_qlinear_concat_is_bit_exact():
+    """Each input requantized to the output's parameters (onnxruntime's float32 table,
+    or a copy when they are equal), then one channel Concat: all 256 codes."""
+    rng = np.random.default_rng(8)
+    w = np.eye(2, dtype=np.int8).reshape(2, 2, 1, 1)
+    for trial in range(9):
+        (s1, s2, sy), (z1, z2, zy) = _rand_params(rng)
+        if trial % 3 == 0:
+            s2, z2 = sy, zy        # this input is copied
+        inits = _scalars(sx=s1, zx=z1, s2=s2, z2=z2, sy=sy, zy=zy, sw=F32(s2 / s1)) + \
+            [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.zeros((), np.int8), "zw")]
+        nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["q"], name="quant"),
+                 helper.make_node("QLinearConv", ["q", "sx", "zx", "w", "sw", "zw", "s2", "z2"], ["b"],
+                                  name="conv", kernel_shape=[1, 1]),
+                 helper.make_node("QLinearConcat", ["sy", "zy", "q", "sx", "zx", "b", "s2", "z2"], ["c"],
+                                  name="cat", domain=MS, axis=1),
+                 _dequant_out("c", "sy", "zy")]
+        m = _model(nodes, inits, [1, 2, 16, 16], [1, 4, 16, 16])
+        x = _all_codes(rng, (1, 2, 16, 16), s1, z1)
+        d = lower(m, "m.onnx")
+        assert [l.kind for l in d.layers()].count("Concat") == 1
+        assert np.array_equal(np.asarray(d.run(x)).reshape(1, -1), _ort(m, x).reshape(1, -1)), trial
 
 
 def _swap_add(sa, za, sc, zc, sb, zb):
@@ -211,8 +254,9 @@ def _refused_models():
     qn, inits = _quant_in(F32(0.02), 128)
     inits += _scalars(sy=F32(0.03), zy=100)
     cat = [qn, helper.make_node("QLinearConcat", ["sy", "zy", "q", "sx", "zx", "q", "sx", "zx"],
-                                ["c"], name="cat", domain=MS, axis=1), _dequant_out("c", "sy", "zy")]
-    yield "concat", _model(cat, inits, [1, 2, 4, 4], [1, 4, 4, 4]), "cat", "QLinearConcat", "one scale"
+                                ["c"], name="cat", domain=MS, axis=2), _dequant_out("c", "sy", "zy")]
+    yield "concat_h", _model(cat, inits, [1, 2, 4, 4], [1, 2, 8, 4]), "cat", "QLinearConcat", \
+        "channel axis only"
     qn, inits = _quant_in(F32(0.02), 128)
     inits += _scalars(sy=F32(0.03), zy=100)
     lrelu = [qn, helper.make_node("QLinearLeakyRelu", ["q", "sx", "zx", "sy", "zy"], ["c"], name="lrelu",
@@ -225,7 +269,7 @@ def _refused_models():
     full = [qn, helper.make_node("QLinearAdd", ["q", "sx", "zx", "c", "sb", "zb", "sc", "zc"], ["a"],
                                  name="qadd", domain=MS), _dequant_out("a", "sc", "zc")]
     yield "full_const_add", _model(full, inits, [1, 2, 4, 4], [1, 2, 4, 4]), "qadd", "QLinearAdd", \
-        "innermost axis"
+        "varies within a channel"
     qn, inits = _quant_in(F32(0.02), 128)
     inits += [numpy_helper.from_array(np.array([0.01, 0.02], F32), "sb")] + \
         _scalars(zb=3, sc=F32(0.03), zc=10) + [numpy_helper.from_array(np.uint8(7), "c")]
@@ -298,3 +342,36 @@ def test_residual_cnn_compiles_deterministically(cli, tmp_path):
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_int8_activations_add_and_pool_are_bit_exact():
+    """quantize_static with QInt8 activations: the int8 kernels (same formulas, signed
+    codes) for a QLinearAdd of two streams and the pool after it, on all code pairs."""
+    rng = np.random.default_rng(6)
+    q = np.stack([np.repeat(np.arange(-128, 128), 256),
+                  np.tile(np.arange(-128, 128), 256)]).reshape(1, 2, 256, 256)
+    i8 = lambda **kw: [numpy_helper.from_array(np.asarray(v, F32 if k.startswith("s") else np.int8), k)
+                       for k, v in kw.items()]
+    tried = 0
+    while tried < 3:
+        sa, s_c = F32(np.exp(rng.uniform(-4, -1))), F32(np.exp(rng.uniform(-4, -1)))
+        sb = F32(sa * F32(rng.uniform(0.25, 4)))
+        za, zc = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+        if F32(F32(sa) * F32(sb / sa) / F32(sb)) != 1:
+            continue
+        tried += 1
+        w = np.array([[0, 1], [1, 0]], np.int8).reshape(2, 2, 1, 1)
+        inits = i8(sx=sa, zx=za, sb=sb, zb=za, sc=s_c, zc=zc, sw=F32(sb / sa)) + \
+            [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.zeros((), np.int8), "zw")]
+        head = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["q"], name="quant"),
+                helper.make_node("QLinearConv", ["q", "sx", "zx", "w", "sw", "zw", "sb", "zb"], ["b"],
+                                 name="swap", kernel_shape=[1, 1]),
+                helper.make_node("QLinearAdd", ["q", "sx", "zx", "b", "sb", "zb", "sc", "zc"], ["a"],
+                                 name="qadd", domain=MS)]
+        add = _model(head + [_dequant_out("a", "sc", "zc")], inits, [1, 2, 256, 256], [1, 2, 256, 256])
+        pool = _model(head + [helper.make_node("QLinearGlobalAveragePool", ["a", "sc", "zc", "sx", "zx"],
+                                               ["p"], name="gap", domain=MS),
+                              _dequant_out("p", "sx", "zx")], inits, [1, 2, 256, 256], [1, 2, 1, 1])
+        x = ((q.astype(F32) - F32(za)) * F32(sa)).astype(F32)
+        for m in (add, pool):
+            assert np.array_equal(_golden(m, x), _ort(m, x).reshape(1, -1)), tried

@@ -130,34 +130,42 @@ class AddStreams(Layer):
         when PE covers the channels each lane keeps its constants (shifted adds, the
         widest lane counted); otherwise each lane multiplies by factors read from a ROM
         indexed by the channel-word counter -- an SW x factor-bits array multiplier per
-        operand, the ROM as a CF-way mux of the lane's factor bits (LUT6: 4 ways each),
-        the counter in the FF term."""
-        from .cost import lutram_sdp, ubits
+        operand (or a DSP48), the ROM in logic (a LUT6 per factor bit per 64 words), the
+        counter in the FF term; the 2-word output FIFO as Yosys stores it."""
+        from .cost import fifo_storage, ubits
         sw = self.sum_width()
         bip = self.idt.is_bipolar + self.idt_b.is_bipolar
         regs = 4
-        if self.masked:          # the channel-word counter that says which operand to read
-            regs += ubits(int(self.in_shape[-1]) // self.pe - 1)
+        terms, mul, rom = 1, 0, 0.0
+        if self.masked and not (self.per_channel and int(self.in_shape[-1]) > self.pe):
+            regs += ubits(int(self.in_shape[-1]) // self.pe - 1)   # the channel-word counter
         if not self.per_channel:
             terms = len(naf(self.ka)) + len(naf(self.kb))
-            rom = 0.0
         else:
             ka, kb = self.factors()
             cf = int(self.in_shape[-1]) // self.pe
             if cf == 1:
                 terms = max(len(naf(x)) + len(naf(y)) for x, y in zip(ka, kb))
-                rom = 0.0
-            else:
+            else:     # two SW x factor-bits multiplies per lane: LUTs unless on DSP48s
                 kbits = [min(sw, ubits(max(abs(v) for v in k)) + 1) for k in (ka, kb)]
-                terms = sum(kbits)
-                rom = self.pe * sum(kbits) * ((cf + 3) // 4)
+                mul = self.pe * sw * sum(kbits) * (self.dsp_count() == 0)
+                rom = self.pe * sum(kbits) * -(-cf // 64)     # a LUT6 per bit per 64 words
                 regs += ubits(cf - 1)
-        lut = [self.pe * sw * (terms - 1), self.pe * sw * bip, 1.0,
-               lutram_sdp(self.pe * self.odt.bits, 2) + rom]
-        return lut, [regs, 1.0]
+        slut, sff = fifo_storage(self.pe * self.odt.bits, 2)
+        lut = [self.pe * sw * (terms - 1), self.pe * sw * bip, 1.0, slut + rom, mul]
+        return lut, [regs, 1.0, sff]
+
+    def dsp_count(self) -> int:
+        """The channel-word ROM path multiplies SW-bit factors by SW-bit operands: Yosys
+        maps each product of at least 9 bits to a DSP48, two per lane."""
+        if not self.per_channel or int(self.in_shape[-1]) // self.pe == 1:
+            return 0
+        return 2 * self.pe if self.sum_width() >= 9 else 0
 
     def resources(self, mem_style: str | None = None) -> dict:
-        return _linear(self.features(), ADD_LUT, ADD_FF)
+        out = _linear(self.features(), ADD_LUT, ADD_FF)
+        out["DSP"] = self.dsp_count()
+        return out
 
 
 @dataclass
@@ -197,13 +205,13 @@ class Concat(Layer):
     def features(self, style=None) -> tuple[list, list]:
         """templates/rtl/concat.v.j2: an n-way mux of output words (inputs widened to the
         output type), input / word counters, an output FIFO of 2 words."""
-        from .cost import lutram_sdp, ubits
+        from .cost import fifo_storage, mux_luts, ubits
         ob, n = self.odt.bits, len(self.channels)
         widen = sum(dt.is_bipolar or dt.bits < ob for dt in self.in_dtypes)
         regs = ubits(n - 1) + ubits(max(self.channels) // self.pe - 1) + 4
-        lut = [self.pe * ob * (n - 1), self.pe * ob * widen, regs, 1.0,
-               lutram_sdp(self.pe * ob, 2)]
-        return lut, [regs, 1.0]
+        slut, sff = fifo_storage(self.pe * ob, 2)
+        lut = [self.pe * ob * mux_luts(n), self.pe * ob * widen, regs, 1.0, slut]
+        return lut, [regs, 1.0, sff]
 
     def resources(self, mem_style: str | None = None) -> dict:
         return _linear(self.features(), CONCAT_LUT, CONCAT_FF)

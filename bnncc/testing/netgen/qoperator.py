@@ -33,7 +33,7 @@ from .common import NetCase
 from .integer import random_int_network
 
 QOP_FAMILIES = ("qop-fc", "qop-conv", "qop-res")
-REFUSED = {"QLinearConcat", "QLinearLeakyRelu", "QLinearSigmoid", "QLinearAveragePool"}
+REFUSED = {"QLinearLeakyRelu", "QLinearSigmoid", "QLinearAveragePool"}
 MS = "com.microsoft"
 _F32 = np.float32
 
