@@ -334,7 +334,12 @@ def _addstreams(l: AddStreams, mod: str, files: dict) -> dict:
         rom = [dict(w=w, ka=_packed([ka[w * l.pe + p] & mask for p in range(l.pe)], sw),
                     kb=_packed([kb[w * l.pe + p] & mask for p in range(l.pe)], sw))
                for w in range(cf)]
+    if ch % l.pe or l.pe_channels() % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {ch} channels and the "
+                         "channel words each operand streams")
+    live = [_packed([int(x) for x in l.live_words(i)], 1) for i in (0, 1)]
     return dict(name=l.name, module=mod, pe=l.pe, ka=l.ka, kb=l.kb, adt=adt, bdt=bdt,
+                masked=l.masked, live_a=live[0], live_b=live[1],
                 per_channel=l.per_channel, lanes=lanes, rom=rom, cf=cf, cw=ubits(cf - 1),
                 odt=l.odt, ab=adt.bits, bb=bdt.bits, ob=ob, sw=sw, sum_expr=expr,
                 aw=l.pe * adt.bits, bw=l.pe * bdt.bits, ow=l.pe * ob,
