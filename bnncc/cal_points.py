@@ -38,7 +38,7 @@ def _mv(mh, mw, pe, simd, idt="BIPOLAR", wdt="BIPOLAR", nt=1, style="block", odt
                 style=style, odt=odt)
 
 
-TRAIN = [
+_HAND = [
     # XNOR-popcount MVAUs (TFC / CNV shapes), BRAM and LUT weights
     _mv(64, 784, 16, 49),
     _mv(64, 784, 4, 16),
@@ -151,6 +151,14 @@ TRAIN = [
     _vv(16, 32, 1, 2, 1, 4, "INT6", "INT5", 0, style="block"),
     _vv(8, 16, 2, 4, 3, 2, "BIPOLAR", "BIPOLAR", 1),
     _vv(16, 16, 4, 4, 1, 2, "UINT4", "INT4", 15, style="block"),
+    # per-channel residual adds (factors differ per channel): factors as per-lane
+    # constants (PE = channels) and read from the channel-word ROM (PE < channels)
+    dict(kind="AddStreams", c=8, pe=8, idt="INT4", idt_b="UINT3",
+         ka=(1, 3, 2, 5, 1, 7, 4, 1), kb=(2, 1, -3, 1, 4, 1, 1, -1)),
+    dict(kind="AddStreams", c=32, pe=4, idt="INT6", idt_b="INT4",
+         ka=tuple(1 + (5 * i) % 7 for i in range(32)), kb=tuple(1 - (3 * i) % 5 for i in range(32))),
+    dict(kind="AddStreams", c=64, pe=16, idt="UINT4", idt_b="INT8",
+         ka=tuple(1 + i % 3 for i in range(64)), kb=tuple(1 + (i * 7) % 11 for i in range(64))),
 ]
 
 # the kinds of heldout()'s main draw, in its order (a new kind gets its own draw after it,
@@ -275,19 +283,55 @@ def _heldout_vvau(rng) -> dict:
                style=str(rng.choice(["lut", "block"])))
 
 
-def heldout(n: int = 66, seed: int = HELDOUT_SEED, n_vvau: int = 4) -> list[dict]:
+def _heldout_add_pc(rng) -> dict:
+    """A random per-channel residual add: a factor pair per channel, PE channels a word."""
+    c = int(rng.choice([4, 8, 16, 32, 64]))
+    ka = tuple(int(v) for v in rng.integers(1, 8, c))
+    kb = tuple(int(v) if v else 1 for v in rng.integers(-4, 5, c))
+    return dict(kind="AddStreams", c=c, pe=_divisor(rng, c, 16), idt=_idt(rng, 0.0),
+                idt_b=_idt(rng, 0.1), ka=ka, kb=kb)
+
+
+def heldout(n: int = 66, seed: int = HELDOUT_SEED, n_vvau: int = 4, n_add_pc: int = 3
+            ) -> list[dict]:
     """`n` random layers, never used for fitting: a third MVAUs, the rest spread over the
-    other kinds (each kind at least twice); then `n_vvau` random VVAUs (their own draw, so
-    the other points do not depend on it)."""
+    other kinds (each kind at least twice); then `n_vvau` random VVAUs and `n_add_pc`
+    per-channel adds (each their own draw, so the other points do not depend on them)."""
     rng = np.random.default_rng(seed)
     kinds = ["MVAU"] * (n // 3)
     others = [k for k in _DRAW_KINDS if k != "MVAU"]
     while len(kinds) < n:
         kinds.append(others[(len(kinds) - n // 3) % len(others)])
-    vrng = np.random.default_rng(seed + 1)
+    vrng, arng = np.random.default_rng(seed + 1), np.random.default_rng(seed + 2)
     pts = [heldout_point(rng, k) for k in kinds] + [_heldout_vvau(vrng) for _ in range(n_vvau)]
-    train = {point_label(p) for p in TRAIN}   # a draw that repeats a training layer is
-    return [p for p in pts if point_label(p) not in train]   # dropped, not redrawn
+    pts += [_heldout_add_pc(arng) for _ in range(n_add_pc)]
+    hand = {point_label(p) for p in _HAND}   # a draw that repeats a training layer is
+    return [p for p in pts if point_label(p) not in hand]   # dropped, not redrawn
+
+
+# Random training layers: the held-out generator's distribution drawn with another seed
+# (so the fit sees the space it is judged on, never the judged points themselves); a draw
+# equal to a held-out point is dropped. Per kind: how many.
+TRAIN_SEED = 7340021
+TRAIN_DRAWS = {"Thresholding": 4, "SlidingWindow": 4, "MaxPool": 4, "SumPool": 3,
+               "AddStreams": 4, "Concat": 4, "Duplicate": 2, "LabelSelect": 3, "Fifo": 4,
+               "WidthConverter": 6, "MVAU": 8, "VVAU": 3, "AddStreamsPC": 3}
+
+
+def random_train(seed: int = TRAIN_SEED) -> list[dict]:
+    held = {point_label(p) for p in heldout()}
+    hand = {point_label(p) for p in _HAND}
+    out = []
+    for i, (kind, n) in enumerate(sorted(TRAIN_DRAWS.items())):
+        rng = np.random.default_rng([seed, i])
+        for _ in range(n):
+            p = (_heldout_vvau(rng) if kind == "VVAU" else _heldout_add_pc(rng)
+                 if kind == "AddStreamsPC" else heldout_point(rng, kind))
+            lab = point_label(p)
+            if lab not in held and lab not in hand and lab not in {point_label(q) for q in out}:
+                out.append(p)
+    return out
+
 
 
 def point_label(p: dict) -> str:
@@ -306,6 +350,9 @@ def point_label(p: dict) -> str:
     if k in ("MaxPool", "SumPool"):
         return f"{k} {p['ih']}x{p['iw']}x{p['c']} k{p['k']} PE{p['pe']} {p['idt']}"
     if k == "AddStreams":
+        if isinstance(p["ka"], (tuple, list)):       # per channel: the factors' ranges
+            ka, kb = (f"[{min(v)}..{max(v)}]" for v in (p["ka"], p["kb"]))
+            return f"Add C{p['c']} PE{p['pe']} {ka}*{p['idt']}+{kb}*{p['idt_b']} per-channel"
         return f"Add C{p['c']} PE{p['pe']} {p['ka']}*{p['idt']}+{p['kb']}*{p['idt_b']}"
     if k == "Concat":
         return f"Concat {'+'.join(map(str, p['channels']))} PE{p['pe']} {'/'.join(p['idts'])}"
@@ -374,9 +421,13 @@ def build_layer(p: dict, name: str, seed: int = 0):
                        (ih // kk, iw // kk, c), kernel=(kk, kk), stride=(kk, kk), pe=p["pe"])
     if k == "AddStreams":
         a, b = dt(p["idt"]), dt(p["idt_b"])
-        ends = [p["ka"] * x + p["kb"] * y for x in (a.min, a.max) for y in (b.min, b.max)]
+        ka, kb = p["ka"], p["kb"]
+        per = isinstance(ka, (tuple, list))          # per-channel factors, one per channel
+        pairs = list(zip(ka, kb)) if per else [(ka, kb)]
+        ends = [x * u + y * v for x, y in pairs for u in (a.min, a.max) for v in (b.min, b.max)]
         return AddStreams(name, a, DataType.for_range(min(ends), max(ends)), (p["c"],),
-                          (p["c"],), idt_b=b, ka=p["ka"], kb=p["kb"], pe=p["pe"])
+                          (p["c"],), idt_b=b, ka=tuple(ka) if per else ka,
+                          kb=tuple(kb) if per else kb, pe=p["pe"])
     if k == "Concat":
         ts = [dt(t) for t in p["idts"]]
         lo, hi = min(t.min for t in ts), max(t.max for t in ts)
@@ -414,3 +465,35 @@ def _build_vvau(p: dict, name: str, rng):
     return VVAU(name, idt, odt or acc, (8, 8, kk * kk * p["c_in"]), (8, 8, p["c_out"]),
                 weights=w, wdt=wdt, groups=g, kernel=(kk, kk), binary=binary, accdt=acc,
                 thresholds=thr, tdt=acc, pe=p["pe"], mem_style=p["style"])
+
+
+# ----------------------------------------------------------------------------- reorder / window max
+# DepthToSpace blocks and WindowMax pools (bnncc/layers/depth_to_space.py, window_max.py):
+# their own points and builder, kept apart so the sweep can take them in when they are
+# fitted; hw_tests/test_depth_to_space_hw.py synthesizes them against the model.
+REORDER_POINTS = [
+    dict(kind="DepthToSpace", mode="DCR", h=6, w=6, c=8, b=2, pe=2, idt="INT4"),
+    dict(kind="DepthToSpace", mode="CRD", h=8, w=8, c=16, b=2, pe=1, idt="UINT2"),
+    dict(kind="DepthToSpace", mode="S2D", h=8, w=8, c=4, b=2, pe=4, idt="BIPOLAR"),
+    dict(kind="DepthToSpace", mode="DCR", h=32, w=32, c=64, b=2, pe=8, idt="INT4"),
+    dict(kind="WindowMax", c=16, k=3, pe=4, idt="INT4"),
+    dict(kind="WindowMax", c=64, k=3, pe=16, idt="BIPOLAR"),
+    dict(kind="WindowMax", c=32, k=2, pe=32, idt="UINT3"),
+]
+
+
+def build_reorder_layer(p: dict, name: str):
+    """The layer of a REORDER_POINTS spec."""
+    from .layers import DepthToSpace, WindowMax
+    from .layers.depth_to_space import reorder
+    idt = dt(p["idt"])
+    if p["kind"] == "WindowMax":
+        k = p["k"]
+        return WindowMax(name, idt, idt, (4, 4, k * k * p["c"]), (4, 4, p["c"]),
+                         kernel=(k, k), pe=p["pe"])
+    shape = (p["h"], p["w"], p["c"])
+    out = reorder(np.zeros((1,) + shape), p["mode"], p["b"]).shape[1:]
+    return DepthToSpace(name, idt, idt, shape, out, mode=p["mode"], block=p["b"], pe=p["pe"])
+
+
+TRAIN = _HAND + random_train()   # the training sweep: the only points fitted on

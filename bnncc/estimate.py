@@ -9,7 +9,6 @@ backend puts in front of it. `table(est)` renders it as text (bnncc.plot draws i
 """
 from __future__ import annotations
 
-import io
 
 import numpy as np
 
@@ -41,6 +40,8 @@ def layer_estimates(design) -> list[dict]:
             style = STYLE_NAMES[l.mem_style or l.default_mem_style()]
         elif isinstance(l, SlidingWindow):
             style = STYLE_NAMES[l.buffer_shape()[2]]
+        elif hasattr(l, "buffer_style"):             # a DepthToSpace block's buffer
+            style = STYLE_NAMES[l.buffer_style()]
         else:
             style = None
         rows.append({"name": l.name, "kind": l.kind, "PE": getattr(l, "pe", None),

@@ -225,7 +225,7 @@ def stems(res: dict) -> dict[str, str]:
 def markdown(res: dict, config_dir: str | None = None) -> str:
     """One table per model x board x clock: the front, slowest first."""
     b = res["budget"]
-    lines = [f"# bnncc sweep: frames/s against resources", "",
+    lines = ["# bnncc sweep: frames/s against resources", "",
              f"Budget: {', '.join(f'{k} {100 * v:.0f}%' for k, v in sorted(b.items()) if v <= 1)}; "
              f"{res['points']} targets per board. `fits` is against the budget; every point "
              "fits the board. Reproduce one with `bnncc estimate MODEL --board B "

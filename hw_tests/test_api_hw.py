@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bnncc
 from bnncc import api
 from bnncc.testing.designs import FIXTURES, flip_threshold
 

@@ -51,17 +51,7 @@ def torch_models():
     import torch.nn as nn
     import torch.nn.functional as F
 
-    class BinSign(torch.autograd.Function):
-        """sign with a straight-through gradient (BinaryNet)."""
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return torch.sign(x)
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * (x.abs() <= 1).to(g.dtype)
+    from torch_sign import SignSTE as BinSign
 
     class BinConv2d(nn.Conv2d):
         def forward(self, x):

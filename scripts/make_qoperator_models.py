@@ -5,12 +5,12 @@ activations, MinMax calibration on random inputs):
 
   qop_cnn_pc_u8     the float CNN of make_qdq_models.py (Conv, Conv, Gemm) ->
                     QLinearConv, QLinearConv, QGemm; supported, bit-exact
-  qop_rescnn_pc_u8  a residual CNN (x + conv(relu(conv(x)))) -> QLinearConv and
-                    com.microsoft QLinearAdd; bnncc refuses the QLinearAdd (onnxruntime
-                    computes it in float or fixed point depending on the CPU kernel)
+  qop_rescnn_pc_u8  a small ResNet: conv-BN-relu stem, a residual block (conv-BN-relu,
+                    conv-BN, + shortcut, relu), GlobalAveragePool, Gemm; BatchNorm folded
+                    by onnxruntime's pre-processing (quant_pre_process) -> QLinearConv,
+                    com.microsoft QLinearAdd, QLinearGlobalAveragePool, QGemm
 
 `<name>.refs.npz` holds `inputs` (100) and onnxruntime's `outputs` (optimizations off).
-index.json gets the supported model only (the refused one is tested for its exit 2).
 
 Usage:
     python scripts/make_qoperator_models.py [--out tests/fixtures]
@@ -36,19 +36,37 @@ SEED = 20261203
 
 
 def float_rescnn(rng) -> onnx.ModelProto:
-    inits = [numpy_helper.from_array(_he(rng, (8, 1, 3, 3), 9), "c0.w"),
-             numpy_helper.from_array(rng.normal(0, .1, 8).astype(np.float32), "c0.b"),
-             numpy_helper.from_array(_he(rng, (8, 8, 3, 3), 72), "c1.w"),
-             numpy_helper.from_array(rng.normal(0, .1, 8).astype(np.float32), "c1.b"),
-             numpy_helper.from_array(_he(rng, (10, 512), 512), "fc.w"),
-             numpy_helper.from_array(rng.normal(0, .1, 10).astype(np.float32), "fc.b")]
-    conv = lambda x, w, b, y: helper.make_node("Conv", [x, w, b], [y], name=y, kernel_shape=[3, 3],
-                                               pads=[1, 1, 1, 1])
-    nodes = [conv("input", "c0.w", "c0.b", "c0"), helper.make_node("Relu", ["c0"], ["r0"], name="r0"),
-             conv("r0", "c1.w", "c1.b", "c1"), helper.make_node("Add", ["r0", "c1"], ["s"], name="add"),
-             helper.make_node("Relu", ["s"], ["r1"], name="r1"),
-             helper.make_node("Flatten", ["r1"], ["f"], name="flatten"),
-             helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["logits"], name="fc", transB=1)]
+    """conv-BN-relu stem, one residual block (conv-BN-relu, conv-BN, + shortcut, relu),
+    GlobalAveragePool and a Gemm head: how a small ResNet is written in PyTorch."""
+    c = 8
+    inits, nodes = [], []
+
+    def conv_bn(x, y, cin, relu):
+        inits.extend([numpy_helper.from_array(_he(rng, (c, cin, 3, 3), 9 * cin), f"{y}.w"),
+                      numpy_helper.from_array(rng.normal(0, .1, c).astype(np.float32), f"{y}.b"),
+                      numpy_helper.from_array(rng.uniform(.5, 1.5, c).astype(np.float32), f"{y}.g"),
+                      numpy_helper.from_array(rng.normal(0, .1, c).astype(np.float32), f"{y}.beta"),
+                      numpy_helper.from_array(rng.normal(0, .1, c).astype(np.float32), f"{y}.mean"),
+                      numpy_helper.from_array(rng.uniform(.5, 2, c).astype(np.float32), f"{y}.var")])
+        nodes.append(helper.make_node("Conv", [x, f"{y}.w", f"{y}.b"], [f"{y}.c"], name=f"{y}.conv",
+                                      kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+        out = f"{y}.bn" if relu else y
+        nodes.append(helper.make_node("BatchNormalization", [f"{y}.c", f"{y}.g", f"{y}.beta", f"{y}.mean",
+                                                              f"{y}.var"], [out], name=f"{y}.bn"))
+        if relu:
+            nodes.append(helper.make_node("Relu", [out], [y], name=f"{y}.relu"))
+        return y
+
+    s = conv_bn("input", "stem", 1, True)
+    h = conv_bn(s, "b1a", c, True)
+    h = conv_bn(h, "b1b", c, False)
+    nodes += [helper.make_node("Add", [h, s], ["sum"], name="add"),
+              helper.make_node("Relu", ["sum"], ["r"], name="relu"),
+              helper.make_node("GlobalAveragePool", ["r"], ["gap"], name="gap"),
+              helper.make_node("Flatten", ["gap"], ["f"], name="flatten"),
+              helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["logits"], name="fc", transB=1)]
+    inits += [numpy_helper.from_array(_he(rng, (10, c), c), "fc.w"),
+              numpy_helper.from_array(rng.normal(0, .1, 10).astype(np.float32), "fc.b")]
     g = helper.make_graph(nodes, "rescnn", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
                           [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="bnncc-make_qoperator_models")
@@ -70,6 +88,10 @@ def quantize_qop(float_model, cal) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory() as tmp:
         fpath, qpath = Path(tmp) / "float.onnx", Path(tmp) / "qop.onnx"
         onnx.save(float_model, str(fpath))
+        if any(n.op_type == "BatchNormalization" for n in float_model.graph.node):
+            # onnxruntime's documented pre-processing step: folds BatchNorm into the Conv
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+            quant_pre_process(str(fpath), str(fpath), skip_symbolic_shape=True)
         quantize_static(str(fpath), str(qpath), Reader(), quant_format=QuantFormat.QOperator,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         return onnx.load(str(qpath))
@@ -99,10 +121,9 @@ def main(argv=None) -> int:
         onnx.save(q, str(folder / f"{name}.onnx"))
         np.savez_compressed(folder / f"{name}.refs.npz", inputs=x, outputs=ort_outputs(q, x))
         print(name, sorted({(n.domain, n.op_type) for n in q.graph.node}))
-        if name == "qop_cnn_pc_u8":
-            entry = {"name": name, "model": f"qop/{name}.onnx", "refs": f"qop/{name}.refs.npz",
-                     "family": "qop", "output_kind": "logits"}
-            index = [e for e in index if e["name"] != name] + [entry]
+        entry = {"name": name, "model": f"qop/{name}.onnx", "refs": f"qop/{name}.refs.npz",
+                 "family": "qop", "output_kind": "logits"}
+        index = [e for e in index if e["name"] != name] + [entry]
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     return 0
 

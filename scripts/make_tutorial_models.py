@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -56,16 +54,7 @@ def build(kind: str, seed: int):
 
     torch.manual_seed(seed)
 
-    class SignSTE(torch.autograd.Function):          # weights: torch.sign, STE backward
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return torch.sign(x)
-
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g * (x.abs() <= 1).to(g.dtype)
+    from torch_sign import SignSTE                  # weights: torch.sign, STE backward
 
     class WhereSign(torch.autograd.Function):        # activations: sign(0) = +1
         @staticmethod

@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from bnncc.backends import hls
+from bnncc.backends import hls, hls_layers
 from bnncc.datatypes import DataType
 from bnncc.errors import BnnccError
 from bnncc.ir import INPUT, Design, HostStage
@@ -68,16 +68,28 @@ def depthwise_design() -> Design:
     return chain_design(swg, vv)
 
 
+def reorder_design() -> Design:
+    """A DepthToSpace block, then an overlapping max pool (depthwise window + WindowMax)."""
+    from bnncc.layers import DepthToSpace, WindowMax
+    from bnncc.testing.designs import chain_design
+    t = DataType.int(3)
+    d2s = DepthToSpace("d2s", t, t, (3, 3, 8), (6, 6, 2), mode="DCR", block=2, pe=2)
+    swg = SlidingWindow("swgp", t, t, (6, 6, 2), (3, 3, 18), kernel=(3, 3), stride=(2, 2),
+                        pads=(1, 1, 1, 1), pad_value=t.min, simd=2, depthwise=True)
+    wm = WindowMax("wmax", t, t, (3, 3, 18), (3, 3, 2), kernel=(3, 3), pe=2)
+    return chain_design(d2s, swg, wm)
+
+
 def test_every_kind_renders():
-    d, dw = every_kind_design(), depthwise_design()
-    kinds = {l.kind for l in d.layers()} | {l.kind for l in dw.layers()}
+    d, dw, ro = every_kind_design(), depthwise_design(), reorder_design()
+    kinds = {l.kind for x in (d, dw, ro) for l in x.layers()}
     assert kinds == set(hls.TEMPLATE_OF), kinds
     assert len(d.inputs_of("cat")) == 2 and len(d.inputs_of("add")) == 2
     used = {c.get("template") or hls.TEMPLATE_OF[c["kind"]]
-            for x in (d, dw) for c in hls.layer_contexts(x)}
+            for x in (d, dw, ro) for c in hls.layer_contexts(x)}
     on_disk = {p.name for p in hls.templates_dir().glob("*.hpp.j2")} - {"top.hpp.j2"}
     assert used == on_disk, on_disk ^ used
-    for x in (d, dw):
+    for x in (d, dw, ro):
         files = hls.render(x)
         for name in ("top.cpp", "top.hpp", "tb.cpp", "run_hls.tcl", "Makefile",
                      "bnncc_common.h", "bnncc_stream.h", "tb_input.bin"):
@@ -287,9 +299,9 @@ def test_word_files_round_trip(dt, elems):
 
 
 def test_word_literals():
-    lit = hls.word_literals(np.array([[1, -1, 1]]), BIP)
+    lit = hls_layers.word_literals(np.array([[1, -1, 1]]), BIP)
     assert lit.tolist() == ["0x5ULL"]
-    lit = hls.word_literals(np.array([[-1, 2]]), DataType.int(3))
+    lit = hls_layers.word_literals(np.array([[-1, 2]]), DataType.int(3))
     assert lit.tolist() == ["0x17ULL"]   # 0b010_111
-    wide = hls.word_literals(np.ones((1, 70), int), BIP).item()
+    wide = hls_layers.word_literals(np.ones((1, 70), int), BIP).item()
     assert wide.startswith('ap_uint<70>("0x3f') and wide.endswith('", 16)')

@@ -6,7 +6,6 @@ localhost ports (port 0, found through a scheduler file), bounded by generous ti
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -1,4 +1,5 @@
 """One module per hardware layer kind: golden semantics, cycles, and template parameters."""
+from .depth_to_space import DepthToSpace
 from .dwc import WidthConverter
 from .labelselect import LabelSelect
 from .maxpool import MaxPool
@@ -8,10 +9,11 @@ from .sumpool import SumPool
 from .swg import SlidingWindow
 from .thresholding import Thresholding
 from .vvau import VVAU
+from .window_max import WindowMax
 
 KINDS = {cls.kind: cls for cls in (MVAU, Thresholding, SlidingWindow, MaxPool, LabelSelect,
                                          WidthConverter, AddStreams, Concat, Duplicate,
-                                         SumPool, VVAU)}
+                                         SumPool, VVAU, DepthToSpace, WindowMax)}
 
 
 def in_elems(layer) -> int:

@@ -56,6 +56,11 @@ class LabelSelect(Layer):
     def held_words(self) -> int:
         return self.labels // self.pe + 2
 
+    def pipeline_latency(self) -> int:
+        """templates/rtl/labelselect.v.j2 registers the sorted indices once after the last
+        input word (`oi`), then emits them."""
+        return 1
+
     def fill_drain(self) -> tuple[int, int]:
         """Every label before the first index; then the k indices."""
         return self.labels // self.pe, self.k

@@ -32,7 +32,6 @@ import numpy as np
 from .. import resources
 from ..errors import BnnccError, VerificationMismatch
 from ..backends import hls
-from ..datatypes import DataType
 from ..layers import in_elems, out_elems
 from ..streams import bytes_to_values, words_to_bytes  # noqa: F401  (word files)
 from .tools import run_limited, slots

@@ -133,7 +133,7 @@ class ComputeOps:
         if not isinstance(x, Act) or not isinstance(w, Const):
             raise self.err("Conv must be activation x constant weights", node)
         pending = x.pad
-        x = self.canonical_input(self.integer(x, node))
+        x = self.stream_layout(node, self.canonical_input(self.integer(x, node)))
         self._spatial(node, x)
         groups = int(attrs.get("group", 1))
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):

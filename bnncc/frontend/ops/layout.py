@@ -5,8 +5,23 @@ from __future__ import annotations
 import numpy as np
 from onnx import numpy_helper
 
-from ..values import Act, Const, QConst, _s
+from ...ir import INPUT
+from ...layers import DepthToSpace
+from ..values import Act, Const, QConst, _s, canonical_pos
 from . import handles
+
+
+def depth_to_space(a: np.ndarray, b: int, mode: str) -> np.ndarray:
+    """ONNX DepthToSpace (mode DCR / CRD) or SpaceToDepth ("S2D") of an NCHW array."""
+    n, c, h, w = a.shape
+    if mode == "S2D":
+        t = a.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+        return t.reshape(n, c * b * b, h // b, w // b)
+    if mode == "CRD":
+        t = a.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    else:
+        t = a.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    return t.reshape(n, c // (b * b), h * b, w * b)
 
 
 class LayoutOps:
@@ -90,29 +105,50 @@ class LayoutOps:
 
     @handles("DepthToSpace")
     def op_DepthToSpace(self, node, ins, attrs):
-        """A pure reordering: free at the model output (the host gathers) and before a
-        fully connected layer (its weights are permuted)."""
+        """A reordering, lowered as layout: free at the model output (the host gathers)
+        and before a fully connected layer (its weights are permuted); where a spatial
+        layer reads it, `stream_layout` puts a DepthToSpace block in the stream."""
         b = int(attrs["blocksize"])
         crd = _s(attrs.get("mode", "DCR")) == "CRD"
-
-        def fn(a):
-            n, c, h, w = a.shape
-            if crd:
-                t = a.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
-            else:
-                t = a.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
-            return t.reshape(n, c // (b * b), h * b, w * b)
-        return self._layout_or_fold(node, ins, attrs, fn)
+        return self._layout_or_fold(node, ins, attrs,
+                                    lambda a: depth_to_space(a, b, "CRD" if crd else "DCR"))
 
     @handles("SpaceToDepth")
     def op_SpaceToDepth(self, node, ins, attrs):
         b = int(attrs["blocksize"])
+        return self._layout_or_fold(node, ins, attrs, lambda a: depth_to_space(a, b, "S2D"))
 
-        def fn(a):
-            n, c, h, w = a.shape
-            t = a.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
-            return t.reshape(n, c * b * b, h // b, w // b)
-        return self._layout_or_fold(node, ins, attrs, fn)
+    def stream_layout(self, node, x: Act) -> Act:
+        """A spatial layer (Conv, pool) needs its input as the channels-last stream of its
+        producer. When x is its producer's stream seen through a DepthToSpace or
+        SpaceToDepth, a hardware DepthToSpace block makes that stream (once per view);
+        any other layout is left for `_spatial` to refuse."""
+        if x.src in (None, INPUT) or len(x.shape) != 4:
+            return x
+        if len(self.src_shape(x)) != 3:
+            return x
+        sh, sw, sc = self.src_shape(x)
+        _, c, h, w = x.shape
+        if (sh, sw, sc) == (h, w, c) and np.array_equal(x.pos, canonical_pos(x.shape)):
+            return x
+        src = canonical_pos((1, sc, sh, sw))
+        for mode in ("DCR", "CRD", "S2D"):
+            b = h // sh if mode != "S2D" else sh // max(h, 1)
+            if b < 2 or (mode != "S2D" and (h, w, c * b * b) != (sh * b, sw * b, sc)) or \
+                    (mode == "S2D" and (h * b, w * b, c) != (sh, sw, sc * b * b)):
+                continue
+            if not np.array_equal(depth_to_space(src, b, mode), x.pos):
+                continue
+            cache = self.__dict__.setdefault("_reorders", {})
+            key = (x.src, mode, b)
+            if key not in cache:
+                layer = DepthToSpace(self.new_name("d2s"), x.dtype, x.dtype, (sh, sw, sc),
+                                     (h, w, c), [node.name], mode=mode, block=b)
+                self.add_layer(layer, x.src)
+                cache[key] = layer.name
+            return Act(x.shape, canonical_pos(x.shape), cache[key], x.dtype, x.chain, x.shared,
+                       x.pad)
+        return x
 
     def _axes(self, node, attrs):
         if "axes" in attrs:

@@ -5,26 +5,26 @@ from __future__ import annotations
 import numpy as np
 
 from ...datatypes import DataType
-from ...layers import MaxPool, SumPool
+from ...layers import MaxPool, SlidingWindow, SumPool, WindowMax
 from ...passes.chain import ChainOp, compose_affine, reduce_channels
 from ..values import Act, _s, canonical_pos
 from . import handles
+from .padding import same_pads
 
 
 class PoolOps:
     @handles("MaxPool")
     def op_MaxPool(self, node, ins, attrs):
+        """Windows that tile the input (kernel == stride, or one window across an axis)
+        become a MaxPool block; overlapping, strided-past, padded and ceil-mode windows a
+        depthwise-order sliding window padding with the smallest code plus a WindowMax."""
         x = ins[0]
         if not isinstance(x, Act):
             return self._const_only(node, ins, attrs)
-        x = self.integer(x, node)
+        x = self.stream_layout(node, self.integer(x, node))
         self._spatial(node, x)
         if len([o for o in node.output if o]) > 1:
             raise self.err("MaxPool with an indices output is not supported", node)
-        if any(attrs.get("pads", [0, 0, 0, 0])) or \
-                _s(attrs.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
-            raise self.err("padded MaxPool (pads of -inf) is not supported: bnncc pads only "
-                           "in a Conv's sliding window; export the pool without padding", node)
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
             raise self.err("dilated MaxPool is not supported", node)
         affine = compose_affine(x.chain)
@@ -35,14 +35,23 @@ class PoolOps:
         kh, kw = attrs["kernel_shape"]
         sh, sw = attrs.get("strides", [1, 1])
         _, c, h, w = x.shape
-        ceil = attrs.get("ceil_mode", 0)
-        oh = (h - kh + (sh - 1 if ceil else 0)) // sh + 1
-        ow = (w - kw + (sw - 1 if ceil else 0)) // sw + 1
-        if ceil and ((oh - 1) * sh + kh > h or (ow - 1) * sw + kw > w):
-            raise self.err("ceil_mode MaxPool with a partial window is not supported", node)
-        layer = MaxPool(self.new_name("pool"), x.dtype, x.dtype, (h, w, c), (oh, ow, c),
-                        [node.name], kernel=(kh, kw), stride=(sh, sw))
-        self.add_layer(layer, x.src)
+        (pt, pl, pb, pr), oh, ow = self._pool_geometry(node, attrs, h, w, (kh, kw), (sh, sw))
+        tiles = all((k == s or o == 1) and i >= k and (i - k) // s + 1 == o
+                    for i, k, s, o in ((h, kh, sh, oh), (w, kw, sw, ow)))
+        if tiles and not (pt or pl or pb or pr):
+            layer = MaxPool(self.new_name("pool"), x.dtype, x.dtype, (h, w, c), (oh, ow, c),
+                            [node.name], kernel=(kh, kw), stride=(sh, sw))
+            self.add_layer(layer, x.src)
+        else:
+            pad = -1 if x.dtype.is_bipolar else int(x.dtype.min)
+            swg = SlidingWindow(self.new_name("swg"), x.dtype, x.dtype, (h, w, c),
+                                (oh, ow, kh * kw * c), [node.name], kernel=(kh, kw),
+                                stride=(sh, sw), pads=(pt, pl, pb, pr), pad_value=pad,
+                                depthwise=True, simd=1)
+            self.add_layer(swg, x.src)
+            layer = WindowMax(self.new_name("wmax"), x.dtype, x.dtype, (oh, ow, kh * kw * c),
+                              (oh, ow, c), [node.name], kernel=(kh, kw), pe=1)
+            self.add_layer(layer, swg.name)
         shape = (1, c, oh, ow)
         chan = x.pos.reshape(-1) % c
         per_c = [reduce_channels(p, chan, c) for p in affine]
@@ -52,8 +61,40 @@ class PoolOps:
         return Act(shape, canonical_pos(shape), layer.name, x.dtype,
                    [ChainOp("affine", params, node.name)])
 
+    def _pool_geometry(self, node, attrs, h, w, kernel, stride):
+        """(pads, OH, OW) of a max pool as onnxruntime computes them: explicit or auto_pad
+        pads; ceil_mode adds the windows that start inside the input (or the top / left
+        pads), which the window pads on the bottom / right. A window that would hold no
+        input element at all (its max is -inf) is refused."""
+        auto = _s(attrs.get("auto_pad", "NOTSET"))
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            (pt, pb), (pl, pr) = (same_pads(h, kernel[0], stride[0], auto == "SAME_UPPER"),
+                                  same_pads(w, kernel[1], stride[1], auto == "SAME_UPPER"))
+        elif auto in ("NOTSET", "VALID"):
+            pt, pl, pb, pr = attrs.get("pads", [0, 0, 0, 0]) if auto == "NOTSET" else (0,) * 4
+        else:
+            raise self.err(f"auto_pad '{auto}' is not supported", node)
+        if min(pt, pl, pb, pr) < 0:
+            raise self.err("negative MaxPool pads are not supported", node)
+        ceil = bool(attrs.get("ceil_mode", 0)) and auto in ("NOTSET", "VALID")
+        outs, ends = [], []
+        for n, k, s, a, e in ((h, kernel[0], stride[0], pt, pb), (w, kernel[1], stride[1], pl, pr)):
+            span = n + a + e - k
+            if span < 0:
+                raise self.err("MaxPool kernel larger than the padded input", node)
+            o = (-(-span // s) if ceil else span // s) + 1
+            if ceil and (o - 1) * s >= n + a:
+                o -= 1
+            # the first and the last window reach the input, so every one between does
+            if any(i * s + k <= a or i * s >= n + a for i in (0, o - 1)):
+                raise self.err("MaxPool with a window that holds only padding (its maximum "
+                               "is -inf) is not supported", node)
+            outs.append(o)
+            ends.append(max(e, (o - 1) * s + k - n - a))
+        return (pt, pl, ends[0], ends[1]), outs[0], outs[1]
+
     def _sum_pool(self, node, x: Act, kh, kw, sh, sw) -> Act:
-        x = self.integer(x, node)
+        x = self.stream_layout(node, self.integer(x, node))
         self._spatial(node, x)
         affine = compose_affine(x.chain)
         if affine is None:
