@@ -77,3 +77,40 @@ def test_uneven_groups_refused(cli, tmp_path):
     rc, _, err = cli("inspect", tmp_path / "g.onnx")
     assert rc == 2 and "conv_g4" in err and "Conv" in err and "group=4" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("case", DWS, ids=[c["name"] for c in DWS])
+def test_exact_arithmetic_golden_equals_exact_reference(case):
+    """bnncc's real-arithmetic folding (api.load(exact=True), bnncc.arith) against the
+    float64 reference executor whose roundings are all checked to be decided: the same
+    output integers on the fixture's inputs (ProxylessNAS, where float32 references
+    disagree, runs the same comparison in hw_tests/test_imagenet_dws.py)."""
+    from bnncc import api
+    from bnncc.testing import exact_onnx
+    path = fixture_path(case["model"])
+    x = np.load(fixture_path(case["refs"]))["inputs"]
+    want, margins = exact_onnx.run(path, x)
+    assert min(margins.values()) > exact_onnx.MARGIN
+    y = api.load(str(path), exact=True).run(x).reshape(want.shape)
+    step = np.min(np.diff(np.unique(want)))           # one output quantization step
+    assert np.max(np.abs(y - want)) < 1e-3 * step
+    assert len(np.unique(want)) > 4
+
+
+def test_exact_reference_refuses_an_undecided_rounding(tmp_path):
+    """A Quant input exactly on a tie (2.5 steps) in float64 terms is refused, not guessed."""
+    from bnncc.testing import exact_onnx
+    node = helper.make_node("Quant", ["x", "s", "z", "b"], ["y"], name="q",
+                            domain="qonnx.custom_op.general", signed=1, narrow=0,
+                            rounding_mode="ROUND")
+    g = helper.make_graph([node], "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+                          [numpy_helper.from_array(np.array(v, np.float32), n)
+                           for n, v in (("s", 0.1), ("z", 0.0), ("b", 4.0))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13),
+                                            helper.make_opsetid("qonnx.custom_op.general", 1)])
+    onnx.save(m, tmp_path / "q.onnx")
+    y, margins = exact_onnx.run(tmp_path / "q.onnx", np.array([[0.1, 0.26]]))
+    assert np.allclose(y, [[0.1, 0.3]]) and margins["q"] > 0.05
+    with pytest.raises(exact_onnx.Undecided):
+        exact_onnx.run(tmp_path / "q.onnx", np.array([[float(np.float32(0.1)) * 2.5, 0.0]]))
