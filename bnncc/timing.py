@@ -95,7 +95,7 @@ def vvau(l, family: str) -> dict:
     """templates/rtl/vvau.v.j2, stage by stage: the same registered tree as the MVAU's,
     one per output channel over its SIMD x CIN lanes (no input buffer mux)."""
     from .layers.cost import ubits
-    lw, levels = l.rtl_tree()
+    _, levels = l.rtl_tree()
     _, accw = l.rtl_widths()
     nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
     one = l.simd * l.cin == 1                       # level 1 only registers the lane

@@ -8,20 +8,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import fixture_index, fixture_path
+from conftest import cli_run_fixture, fixture_index, fixture_path
 
 DWS = [c for c in fixture_index() if c.get("family") == "dws"]
 
 
 @pytest.mark.parametrize("case", DWS, ids=[c["name"] for c in DWS])
 def test_cli_run_equals_qonnx_executor(case, cli, tmp_path):
-    refs = np.load(fixture_path(case["refs"]))
-    np.save(tmp_path / "in.npy", refs["inputs"])
-    rc, _, err = cli("run", fixture_path(case["model"]), "-i", tmp_path / "in.npy",
-                     "-o", tmp_path / "out.npy")
-    assert rc == 0, err
-    y = np.load(tmp_path / "out.npy")
-    assert np.array_equal(y.reshape(refs["outputs"].shape), refs["outputs"])
+    y, refs = cli_run_fixture(cli, case, tmp_path)
+    assert np.array_equal(y, refs["outputs"])
     assert len(np.unique(refs["outputs"])) > 4
 
 
