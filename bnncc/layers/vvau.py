@@ -29,11 +29,12 @@ import numpy as np
 from ..datatypes import DataType
 from ..ir import Layer
 from .bits import unpacked
+from .matrix import WeightMatrix
 from .thresholding import apply_thresholds
 
 
 @dataclass
-class VVAU(Layer):
+class VVAU(WeightMatrix, Layer):
     weights: np.ndarray = None      # (C_out, K * CIN) int64 (bipolar stored as -1/+1)
     wdt: DataType = None
     groups: int = 1
@@ -64,19 +65,6 @@ class VVAU(Layer):
     def cout(self) -> int:
         """Output channels per group."""
         return self.weights.shape[0] // self.groups
-
-    @property
-    def mh(self) -> int:
-        return self.weights.shape[0]
-
-    @property
-    def mw(self) -> int:
-        """Columns of one output channel's weight row (what a binary popcount counts)."""
-        return self.weights.shape[1]
-
-    @property
-    def pixels(self) -> int:
-        return int(np.prod(self.in_shape[:-1]))
 
     @property
     def in_word(self) -> int:
