@@ -56,8 +56,8 @@ def _accumulate_to_issue(stages: dict, l, accw: int, nt: int, depth: int, family
     stages["accumulate"] = adder(accw, family)
     if nt:
         stages["compare"] = adder(accw, family)
-        if nt > 1:
-            stages["count"] = ubits(nt)
+        if nt > 1:      # popcount of the compare bits, its carry, the FIFO's LUT RAM write
+            stages["count"] = ubits(nt) + 2
     # the weight ROM's read register: Yosys moves it in front of a ROM in logic (an
     # address register), so the next-address logic and the ROM lookup share a stage
     style = getattr(l, "mem_style", None) or l.default_mem_style()

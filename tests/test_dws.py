@@ -39,9 +39,36 @@ def test_estimate_folds_vvau_with_its_window(cli, board):
     assert len(vv) == 3 and all(rows[i]["LUT"] > 0 and rows[i]["cycles"] > 0 for i in vv)
     assert est["fits"] and est["fps"] > 0
     assert any(rows[i]["PE"] > 1 for i in vv)
-    for i in vv:     # the window before it carries PE groups of CIN = 1 channel per word
-        assert rows[i - 1]["kind"] == "SlidingWindow" and rows[i - 1]["SIMD"] == rows[i]["PE"]
-        assert rows[i - 1]["out_elems"] == rows[i]["in_elems"] == rows[i]["PE"]
+    for i in vv:     # the window before it carries SIMD kernel positions of PE groups of
+        # CIN = 1 channel per word: PE channels, or (SIMD = K, parallel window) whole windows
+        r, w = rows[i], rows[i - 1]
+        assert w["kind"] == "SlidingWindow" and w["SIMD"] == r["PE"]
+        assert w["out_elems"] == r["in_elems"] == r["SIMD"] * r["PE"]
+        assert r["SIMD"] in (1, 9) and (r["SIMD"] == 1 or w["in_elems"] == r["PE"])
+
+
+def test_max_fps_takes_whole_windows_where_the_pixel_is_narrow(cli, tmp_path):
+    """On a large board a narrow-pixel depthwise layer runs one window per cycle (VVAU
+    SIMD = K = 9 behind a parallel window, one cycle per output pixel); pinned to SIMD 1
+    the same model is slower."""
+    model = fixture_path(DWS[0]["model"])
+    rc, out, err = cli("estimate", model, "--board", "zcu104", "--json")
+    assert rc == 0, err
+    est = json.loads(out)
+    rows = est["layers"]
+    fast = [i for i, r in enumerate(rows) if r["kind"] == "VVAU" and r["SIMD"] == 9]
+    assert fast
+    for i in fast:
+        assert rows[i]["PE"] * rows[i]["SIMD"] == rows[i]["in_elems"]
+        assert rows[i - 1]["in_elems"] == rows[i]["PE"]        # a whole pixel in per cycle
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"layers": {r["name"]: {"SIMD": 1} for r in rows
+                                          if r["kind"] == "VVAU"}}))
+    rc, out, err = cli("estimate", model, "--board", "zcu104", "--config", cfg, "--json")
+    assert rc == 0, err
+    slow = json.loads(out)
+    assert all(r["SIMD"] == 1 for r in slow["layers"] if r["kind"] == "VVAU")
+    assert slow["fps"] < est["fps"]
 
 
 def test_config_pins_vvau_pe(cli, tmp_path):
