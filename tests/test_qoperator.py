@@ -7,10 +7,10 @@ QLinearGlobalAveragePool head."""
 import numpy as np
 import onnx
 import pytest
+from conftest import fixture_path
 from onnx import TensorProto, helper, numpy_helper
 
 from bnncc.frontend.lower import lower
-from conftest import fixture_path
 
 F32 = np.float32
 MS = "com.microsoft"
