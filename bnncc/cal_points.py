@@ -38,7 +38,7 @@ def _mv(mh, mw, pe, simd, idt="BIPOLAR", wdt="BIPOLAR", nt=1, style="block", odt
                 style=style, odt=odt)
 
 
-TRAIN = [
+_HAND = [
     # XNOR-popcount MVAUs (TFC / CNV shapes), BRAM and LUT weights
     _mv(64, 784, 16, 49),
     _mv(64, 784, 4, 16),
@@ -305,8 +305,33 @@ def heldout(n: int = 66, seed: int = HELDOUT_SEED, n_vvau: int = 4, n_add_pc: in
     vrng, arng = np.random.default_rng(seed + 1), np.random.default_rng(seed + 2)
     pts = [heldout_point(rng, k) for k in kinds] + [_heldout_vvau(vrng) for _ in range(n_vvau)]
     pts += [_heldout_add_pc(arng) for _ in range(n_add_pc)]
-    train = {point_label(p) for p in TRAIN}   # a draw that repeats a training layer is
-    return [p for p in pts if point_label(p) not in train]   # dropped, not redrawn
+    hand = {point_label(p) for p in _HAND}   # a draw that repeats a training layer is
+    return [p for p in pts if point_label(p) not in hand]   # dropped, not redrawn
+
+
+# Random training layers: the held-out generator's distribution drawn with another seed
+# (so the fit sees the space it is judged on, never the judged points themselves); a draw
+# equal to a held-out point is dropped. Per kind: how many.
+TRAIN_SEED = 7340021
+TRAIN_DRAWS = {"Thresholding": 4, "SlidingWindow": 4, "MaxPool": 4, "SumPool": 3,
+               "AddStreams": 4, "Concat": 4, "Duplicate": 2, "LabelSelect": 3, "Fifo": 4,
+               "WidthConverter": 6, "MVAU": 8, "VVAU": 3, "AddStreamsPC": 3}
+
+
+def random_train(seed: int = TRAIN_SEED) -> list[dict]:
+    held = {point_label(p) for p in heldout()}
+    hand = {point_label(p) for p in _HAND}
+    out = []
+    for i, (kind, n) in enumerate(sorted(TRAIN_DRAWS.items())):
+        rng = np.random.default_rng([seed, i])
+        for _ in range(n):
+            p = (_heldout_vvau(rng) if kind == "VVAU" else _heldout_add_pc(rng)
+                 if kind == "AddStreamsPC" else heldout_point(rng, kind))
+            lab = point_label(p)
+            if lab not in held and lab not in hand and lab not in {point_label(q) for q in out}:
+                out.append(p)
+    return out
+
 
 
 def point_label(p: dict) -> str:
@@ -469,3 +494,6 @@ def build_reorder_layer(p: dict, name: str):
     shape = (p["h"], p["w"], p["c"])
     out = reorder(np.zeros((1,) + shape), p["mode"], p["b"]).shape[1:]
     return DepthToSpace(name, idt, idt, shape, out, mode=p["mode"], block=p["b"], pe=p["pe"])
+
+
+TRAIN = _HAND + random_train()   # the training sweep: the only points fitted on

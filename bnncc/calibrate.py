@@ -152,6 +152,15 @@ def synthesize(points: list[dict], family: str = "xc7", jobs: int = 2, log=print
     return out
 
 
+def prune(points: list[dict], family: str = "xc7") -> None:
+    """Drop committed cells of RTL no current point renders (older templates)."""
+    ver = _yosys_version()
+    keep = {point_key(p, family, ver)[0] for p in points}
+    data = committed()
+    DATA.write_text(json.dumps({k: v for k, v in data.items() if k in keep}, sort_keys=True,
+                               indent=0) + "\n")
+
+
 def recheck(points: list[dict], n: int, seed: int, family: str = "xc7") -> list[tuple]:
     """Re-synthesize `n` points drawn with `seed` ignoring every cache: (label, committed
     cells, fresh cells) of each, to show the committed table still describes the RTL."""
@@ -169,8 +178,9 @@ def recheck(points: list[dict], n: int, seed: int, family: str = "xc7") -> list[
 # ----------------------------------------------------------------------------- models
 # Features whose coefficient is structure, not a fit: LUT RAM counted as Yosys maps it.
 PINNED = {"SWG": {"LUT": {3: 1.0}}, "SWGP": {"LUT": {0: 1.0, 1: 1.0}},
-          "SUMPOOL": {"LUT": {4: 1.0}}, "ADD": {"LUT": {1: 1.0, 3: 1.0}},
-          "CONCAT": {"LUT": {4: 1.0}}, "POOL": {"LUT": {2: 1.0}}, "FIFO": {"LUT": {0: 1.0}},
+          "SUMPOOL": {"LUT": {4: 1.0}}, "ADD": {"LUT": {1: 1.0, 3: 1.0}, "FF": {2: 1.0}},
+          "CONCAT": {"LUT": {4: 1.0}, "FF": {2: 1.0}}, "POOL": {"LUT": {2: 1.0}},
+          "FIFO": {"LUT": {0: 1.0}, "FF": {2: 1.0}},
           # MVAU FF feature 6: adder-tree pipeline registers and registered compares
           "MVAU_BIN": {"FF": {6: 1.0}}, "MVAU_INT": {"FF": {6: 1.0}}}
 # Coefficients one model shares with another because the RTL is the same code: the weight
@@ -304,7 +314,9 @@ def markdown(train: list[dict], held: list[dict], family: str) -> str:
         "adder-tree bits, ROM bits per 64 words, comparators, counters, LUT RAM as Yosys maps "
         "it) times coefficients in `bnncc/layers/coefficients.json`. The coefficients are "
         "fitted by non-negative least squares on relative error (`calibrate.fit`) on the "
-        "**training sweep** only (`bnncc/cal_points.TRAIN`, hand-picked shapes); LUT RAM "
+        "**training sweep** only (`bnncc/cal_points.TRAIN`: hand-picked shapes, plus random "
+        "layers drawn from the held-out generator's distribution with another seed, "
+        "`TRAIN_SEED`, a draw equal to a held-out point dropped); LUT RAM "
         "features keep coefficient 1 (the mapping is exact); the integer MVAU's deep LUT-ROM "
         "term shares the binary MVAU's coefficient (`TIED`: the same RTL ROM). No layer's LUT estimate is "
         "below its physical floor (`lut_floor()`: a ROM in logic of D words x W bits needs "
@@ -362,6 +374,8 @@ def main(argv=None) -> int:
         cost.write_coefficients(fit(TRAIN, cells))
     train = sweep(a.family, a.jobs, save=a.save_cells, cached_only=a.cached_only)
     held = rows_of(heldout(), a.family, a.jobs, save=a.save_cells, cached_only=a.cached_only)
+    if a.save_cells:
+        prune(TRAIN + heldout(), a.family)
     text = markdown(train, held, a.family)
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Path(a.output).write_text(text)

@@ -14,7 +14,8 @@ on a ZC706 at 200 MHz, 8 on a ZCU104 at 200 MHz, 5 on an Alveo U250 at 300 MHz.
 
 The structure follows the templates: an adder or comparator of w bits is one LUT level
 (propagate / generate) plus ceil(w / carry bits) carry cells; the MVAU's adder tree
-registers every pairwise level, so its depth does not grow with SIMD.
+registers every pairwise level (integer lanes) or every two full-adder levels (the
+binary carry-save popcount), so its depth does not grow with SIMD.
 """
 from __future__ import annotations
 
@@ -57,14 +58,56 @@ def mvau(l, family: str) -> dict:
     _, accw = l.rtl_widths()
     nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
     sel = 1 if nf > 1 else 0                        # x = r_nf0 ? in_q : buf_q
+    stages = {}
     if l.binary:
-        first = sel + adder(levels[0][1], family)   # XNOR folds into the adder's LUT
+        # carry-save tree: a full-adder level is one LUT (XNOR and, on the first stage,
+        # the input select fold into it, which costs a level when it makes > 6 inputs)
+        from .layers.popcount import plan
+        fa = plan(l.simd, levels[-1][1])["stages"]
+        for k, (n, _) in enumerate(fa, start=1):
+            stages[f"tree_{k}"] = n + (sel if k == 1 else 0)
+        last = adder(levels[-1][1], family) + (sel if not fa else 0)
+        stages[f"tree_{len(fa) + 1}"] = last
     elif l.wdt.is_bipolar or l.idt.is_bipolar:
         first = sel + 1 + adder(levels[0][1], family)     # +-x, then the pair sum
     else:
         xa, wa = l.mul_widths()
         prod = 2 if xa + wa <= 6 else adder(xa + wa, family) + ceil(min(xa, wa) / 2)
         first = sel + prod + adder(levels[0][1], family)
+    if not l.binary:
+        stages["tree_1"] = first
+        for k, (_, w) in enumerate(levels[1:], start=2):
+            stages[f"tree_{k}"] = adder(w, family)
+    stages["accumulate"] = adder(accw, family)
+    if nt:
+        stages["compare"] = adder(accw, family)
+        if nt > 1:
+            stages["count"] = ubits(nt)
+    # the weight ROM's read register: Yosys moves it in front of a ROM in logic (an
+    # address register), so the next-address logic and the ROM lookup share a stage
+    style = getattr(l, "mem_style", None) or l.default_mem_style()
+    rom = 1 + mux_levels(ceil(depth / 64)) + 1 if depth > 1 and style == "lut" else 0
+    stages["issue"] = counter(ubits(depth - 1), family) + rom
+    return stages
+
+
+def vvau(l, family: str) -> dict:
+    """templates/rtl/vvau.v.j2, stage by stage: the same registered tree as the MVAU's,
+    one per output channel over its SIMD x CIN lanes (no input buffer mux)."""
+    from .layers.cost import ubits
+    lw, levels = l.rtl_tree()
+    _, accw = l.rtl_widths()
+    nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
+    one = l.simd * l.cin == 1                       # level 1 only registers the lane
+    if l.binary:
+        first = 1 if one else adder(levels[0][1], family)
+    elif l.wdt.is_bipolar or l.idt.is_bipolar:
+        first = 1 + (0 if one else adder(levels[0][1], family))
+    else:
+        xa = l.idt.bits + (0 if l.idt.signed else 1)
+        wa = l.wdt.bits + (0 if l.wdt.signed else 1)
+        prod = 2 if xa + wa <= 6 else adder(xa + wa, family) + ceil(min(xa, wa) / 2)
+        first = prod + (0 if one else adder(levels[0][1], family))
     stages = {"tree_1": first}
     for k, (_, w) in enumerate(levels[1:], start=2):
         stages[f"tree_{k}"] = adder(w, family)
@@ -73,8 +116,7 @@ def mvau(l, family: str) -> dict:
         stages["compare"] = adder(accw, family)
         if nt > 1:
             stages["count"] = ubits(nt)
-    # the weight ROM's read register: Yosys moves it in front of a ROM in logic (an
-    # address register), so the next-address logic and the ROM lookup share a stage
+    depth = (l.groups // l.pe) * (l.k // l.simd)
     style = getattr(l, "mem_style", None) or l.default_mem_style()
     rom = 1 + mux_levels(ceil(depth / 64)) + 1 if depth > 1 and style == "lut" else 0
     stages["issue"] = counter(ubits(depth - 1), family) + rom
@@ -110,9 +152,11 @@ def generic(l, family: str) -> dict:
 
 def layer_depth(l, family: str) -> dict:
     """{stage: levels} of one block."""
-    from .layers import MVAU, Thresholding
+    from .layers import MVAU, VVAU, Thresholding
     if isinstance(l, MVAU):
         return mvau(l, family)
+    if isinstance(l, VVAU):
+        return vvau(l, family)
     if isinstance(l, Thresholding):
         return thresholding(l, family)
     return generic(l, family)

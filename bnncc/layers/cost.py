@@ -205,17 +205,32 @@ def fifo_bram(w: int, depth: int) -> int:
     return b if 129 * b < 8 * units else 0
 
 
+# Yosys keeps a 2-word FIFO of at most this many bits per word in flip-flops (measured:
+# 5, 9, 12 bits in FFs; 14, 20, 64 bits in RAM32M)
+FF_FIFO_BITS = 12
+
+
+def fifo_storage(w: int, depth: int) -> tuple[float, int]:
+    """(LUTs, FFs) of a bnncc_fifo's storage as Yosys maps it: flip-flops for a narrow
+    2-word FIFO, none for block RAM, else LUT RAM (asynchronous read)."""
+    if depth <= 2 and w <= FF_FIFO_BITS:
+        return 0.0, w * depth
+    if fifo_bram(w, depth):
+        return 0.0, 0
+    return lutram_sdp(w, depth), 0
+
+
 def fifo_features(w: int, depth: int) -> tuple[list, list]:
     aw = max(1, (depth - 1).bit_length()) if depth > 1 else 1
     cw = max(1, depth.bit_length())
     blk = fifo_bram(w, depth) > 0
-    return ([0 if blk else lutram_sdp(w, depth), 2 * aw + 2 * cw, w * blk, 1.0],
-            [2 * aw + cw, w * blk])
+    lut, ff = fifo_storage(w, depth)
+    return ([lut, 2 * aw + 2 * cw, w * blk, 1.0], [2 * aw + cw, w * blk, ff])
 
 
 def fifo_floor(w: int, depth: int) -> int:
-    """A FIFO's LUT RAM storage cells (none when in block RAM)."""
-    return 0 if fifo_bram(w, depth) else int(lutram_sdp(w, depth))
+    """A FIFO's LUT RAM storage cells (none when in block RAM or flip-flops)."""
+    return int(fifo_storage(w, depth)[0])
 
 
 def fifo_resources(w: int, depth: int) -> dict:
@@ -238,6 +253,16 @@ def generic_resources(layer) -> dict:
     """A layer kind without its own model: a register and a little logic per lane bit."""
     lanes = getattr(layer, "pe", 1) * max(layer.idt.bits, layer.odt.bits)
     return res(LUT=2 * lanes + 20, FF=2 * lanes + 16)
+
+
+def mux_luts(n: int) -> int:
+    """LUT6 of an n:1 multiplexer of one bit built from LUTs alone: a tree of 4:1 muxes
+    (a LUT6 holds 4 data and 2 select inputs)."""
+    luts = 0
+    while n > 1:
+        n = -(-n // 4)
+        luts += n
+    return luts
 
 
 def ubits(n: int) -> int:

@@ -62,14 +62,15 @@ class WidthConverter(Layer):
 
 
 def dwc_features(eb: int, ie: int, oe: int) -> tuple[list, list]:
-    from .cost import ubits
+    from .cost import mux_luts, ubits
     if ie == oe:
         return [0.0] * 5, [0.0] * 2
     if oe > ie:                       # gather: write-enable decode of R slots of IW bits
         r = oe // ie
         return [oe * eb, ubits(r), 0, 0, 1.0], [oe * eb + ubits(r), 1.0]
     r = ie // oe                      # split: an R:1 mux of OW-bit slices
-    return [0, ubits(r - 1), oe * eb * (r - 1), ie * eb, 1.0], [ie * eb + ubits(r - 1) + 1, 1.0]
+    return [0, ubits(r - 1), oe * eb * mux_luts(r), ie * eb, 1.0], \
+        [ie * eb + ubits(r - 1) + 1, 1.0]
 
 
 def dwc_resources(eb: int, ie: int, oe: int) -> dict:

@@ -37,7 +37,9 @@ class MaxPool(Layer):
         return pool_windows(x, self.kernel, self.stride, self.out_shape, op)
 
     def describe(self) -> dict:
-        return {"kernel": list(self.kernel), "stride": list(self.stride)}
+        removed = self.__dict__.get("removed")   # set by bnncc.passes.prune
+        return {"kernel": list(self.kernel), "stride": list(self.stride),
+                **({"removed": removed} if removed else {})}
 
     def cycles(self) -> int:
         ih, iw, c = self.in_shape
@@ -45,7 +47,7 @@ class MaxPool(Layer):
 
     # ------------------------------------------------------------------ resource model
     def features(self, style=None) -> tuple[list, list]:
-        from .cost import fifo_resources, lutram_sp, ubits
+        from .cost import fifo_bram, fifo_resources, lutram_sp, ubits
         ih, iw, c = self.in_shape
         k = self.kernel[0]
         cf = c // self.pe
@@ -54,15 +56,21 @@ class MaxPool(Layer):
         depth = self.out_shape[1] * cf
         fifo = fifo_resources(width, 2)
         ctr = ubits(cf - 1) + 2 * ubits(k - 1) + 2 * ubits(iw) + 2 * ubits(ih) + ubits(depth)
-        lut = [self.pe * (eb == 1), self.pe * eb * (eb > 1), lutram_sp(width, depth),
-               ctr + fifo["LUT"], 1.0]
-        ff = [ctr + fifo["FF"], 1.0]
+        # the row buffer: LUT RAM, or block RAM where Yosys finds that cheaper (as SumPool)
+        lut = [self.pe * (eb == 1), self.pe * eb * (eb > 1),
+               0 if fifo_bram(width, depth) else lutram_sp(width, depth), ctr + fifo["LUT"], 1.0]
+        ff = [ctr + fifo["FF"], 1.0, width * (fifo_bram(width, depth) > 0)]
         return lut, ff
 
     def lut_floor(self, style=None) -> int:
-        """The row buffer of partial maxima in LUT RAM."""
-        from .cost import lutram_sp
-        return int(lutram_sp(self.pe * self.odt.bits, self.out_shape[1] * (self.in_shape[2] // self.pe)))
+        """The row buffer of partial maxima in LUT RAM (none when in block RAM)."""
+        from .cost import fifo_bram, lutram_sp
+        width, depth = self.pe * self.odt.bits, self.out_shape[1] * (self.in_shape[2] // self.pe)
+        return 0 if fifo_bram(width, depth) else int(lutram_sp(width, depth))
+
+    def bram18(self) -> int:
+        from .cost import fifo_bram
+        return fifo_bram(self.pe * self.odt.bits, self.out_shape[1] * (self.in_shape[2] // self.pe))
 
     def resources(self, mem_style: str | None = None) -> dict:
         """templates/rtl/pool.v.j2 (max): a row buffer of partial maxima (LUT RAM, one
@@ -70,7 +78,7 @@ class MaxPool(Layer):
         from .cost import res
         fl, ff = self.features()
         return res(LUT=max(sum(c * f for c, f in zip(POOL_LUT, fl)), self.lut_floor()),
-                   FF=sum(c * f for c, f in zip(POOL_FF, ff)))
+                   FF=sum(c * f for c, f in zip(POOL_FF, ff)), BRAM18=self.bram18())
 
     def held_words(self) -> int:
         ih, iw, c = self.in_shape

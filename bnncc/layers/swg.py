@@ -148,7 +148,10 @@ class SlidingWindow(Layer):
         ctr = (aw + ubits(iw * cf - 1) + 3 * ubits(max(self.kernel) + 2) + ubits(oh)
                + ubits(ow) + ubits(cf - 1) + 2 * ubits(ih))
         block = st == "block"
-        lut = [aw, ctr, width, lutram_sdp(width, depth) * (not block), fifo["LUT"], 1.0]
+        # in block RAM the read of a word written in the same cycle needs Yosys' bypass:
+        # a word-wide mux and an address compare (LUT RAM reads asynchronously)
+        lut = [aw, ctr, width, lutram_sdp(width, depth) * (not block), fifo["LUT"], 1.0,
+               width * block]
         ff = [ctr + fifo["FF"], width * (not block), 1.0]
         return lut, ff, (bram18(width, depth, rom=False) if block else 0)
 

@@ -85,8 +85,10 @@ class Thresholding(Layer):
         fifo = fifo_resources(pe * self.odt.bits, 2)
         rom = pe * (nt * tw + 1) * (min(1.0, ubits(nf - 1) / 6) if nf <= 64 else nf / 64) \
             if nf > 1 else 0
+        # ... and per lane the count of the NT compare bits (an NT-input adder to OB bits)
         lut = [pe * nt * tw * (nf > 1), pe * nt * tw * (nf == 1),
-               pe * tw * (self.negate is not None), rom, fifo["LUT"] + 2 * ubits(nf - 1), 1.0]
+               pe * tw * (self.negate is not None), rom, fifo["LUT"] + 2 * ubits(nf - 1), 1.0,
+               pe * (nt - 1) * self.odt.bits]
         # Yosys turns the channel counter + ROM into a registered ROM output when deep
         ff = [ubits(nf - 1) + fifo["FF"], pe * (nt * tw + 1) * (nf >= 8), pe * (nf > 1)]
         return lut, ff

@@ -9,9 +9,10 @@ their zero points and gives the quantizer exactly that float chain, so the thres
 reproduce onnxruntime bit for bit. The tensors between these ops are the integers
 themselves (their ONNX value), as after QuantizeLinear.
 
-The com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool follow the MLAS
-kernels this machine runs (x86-64 with AVX2; docs/qoperator.md), bit for bit: the pool
-and every constant operand as a float chain of one stream; an add of two streams as an
+The com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool / QLinearConcat
+follow the kernels this machine runs (x86-64 with AVX2; docs/qoperator.md), bit for
+bit: the pool, the concat's requantizations and every constant operand as a float chain
+of one stream; an add of two streams as an
 AddStreams whose thresholds are read off the kernel's outputs on every code pair, when
 those are monotone in the exact sum (else they round the exact sum, with a note).
 """
@@ -53,6 +54,21 @@ def _fma32(x: np.ndarray, r, c: np.ndarray):
     bv = s - p
     err = (p - (s - bv)) + (c - bv)       # TwoSum: the rounding error of p + c
     return s.astype(_F32), err == 0
+
+
+def _convergents(ra, rb):
+    """The continued-fraction convergents p / q of the exact ratio rA / rB, ending with it."""
+    from fractions import Fraction
+    x = Fraction(float(ra)) / Fraction(float(rb))
+    h0, h1, k0, k1 = 0, 1, 1, 0
+    while True:
+        a = x.numerator // x.denominator
+        h0, h1, k0, k1 = h1, a * h1 + h0, k1, a * k1 + k0
+        if h1 > 0:
+            yield h1, k1
+        if x == a:
+            return
+        x = 1 / (x - a)
 
 
 def _mlas_add_table(adt, bdt, ka, kb, ra, rb, f, lo, hi):
@@ -247,9 +263,21 @@ class QOperatorOps:
             y = self.add_streams(node, scaled(a, ra), scaled(b, rb), 1)
             layer = self.src_layer(y)
             info = np.iinfo(zdt)
-            table = None if isinstance(layer.ka, tuple) else _mlas_add_table(
-                a.dtype, b.dtype, layer.ka, layer.kb, ra, rb, f, int(info.min), int(info.max))
+            table = None
+            for ka, kb in ([] if isinstance(layer.ka, tuple) else _convergents(ra, rb)):
+                # the smallest ratio (a continued-fraction convergent of rA / rB, the
+                # exact one last) under which the kernel's outputs are monotone
+                table = _mlas_add_table(a.dtype, b.dtype, ka, kb, ra, rb, f,
+                                        int(info.min), int(info.max))
+                if table is not None:
+                    break
             if table is not None:   # onnxruntime's own outputs, as thresholds on ka*a + kb*b
+                if (ka, kb) != (layer.ka, layer.kb):
+                    ends = [ka * va + kb * vb for va in (a.dtype.min, a.dtype.max)
+                            for vb in (b.dtype.min, b.dtype.max)]
+                    layer.ka, layer.kb = ka, kb
+                    layer.odt = DataType.for_range(min(ends), max(ends))
+                    y = Act(y.shape, y.pos, y.src, layer.odt, y.chain, y.shared)
                 dtype = DataType.for_range(int(info.min), int(info.max))
                 q = self.quantize(node, Act(y.shape, y.pos, y.src, y.dtype, [], y.shared),
                                   _KernelTable(dtype, np.ones(y.shape), np.zeros(y.shape),
@@ -267,9 +295,14 @@ class QOperatorOps:
             raise self.err("QLinearAdd of two constants should have been folded", node)
         x, rx, c, rc = (self._raw_int(node, a), ra, b, rb) if isinstance(a, Act) else \
             (self._raw_int(node, b), rb, a, ra)
-        cv = self._bcast_const(node, c, x)
-        # the constant operand is a scalar per span of the broadcast: F + c * rC first
-        fc = (_F32(f) + (cv.astype(_F32) * _F32(rc)).astype(_F32)).astype(_F32)
+        cv, vector = self._bcast_const(node, c, x)
+        if vector:      # fma(c, rC, F) per element, then fma(x, rX, that)
+            fc, exact = _fma32(cv.astype(np.float64), rc, np.full(cv.shape, f, _F32))
+            if not exact.all():
+                raise self.err("the constant operand's fused multiply-add cannot be "
+                               "reproduced exactly (scales too far apart)", node)
+        else:           # a scalar per span: F + c * rC first, two roundings
+            fc = (_F32(f) + (cv.astype(_F32) * _F32(rc)).astype(_F32)).astype(_F32)
         return self._requant_out(node, x, [ChainOp("affine", (self.full(np.float64(rx), x.shape),
                                                               fc.astype(np.float64)), node.name)],
                                  zdt)
@@ -281,11 +314,16 @@ class QOperatorOps:
         if np.broadcast_shapes(v.shape, x.shape) != tuple(x.shape):
             raise self.err(f"constant of shape {list(v.shape)} would broadcast the tensor of "
                            f"shape {list(x.shape)}", node)
-        if v.ndim and v.size > 1 and v.shape[-1] != 1 and len(x.shape) > 2:
-            raise self.err("a constant that varies along the innermost axis (onnxruntime's "
-                           "vector path) is not supported; only per-tensor or per-channel "
-                           "constants", node)
-        return np.broadcast_to(v.astype(np.int64), x.shape)
+        vs = (1,) * (len(x.shape) - v.ndim) + tuple(v.shape)
+        if v.size <= 1 or (vs[-1] == 1 and x.shape[-1] > 1):
+            vector = False      # onnxruntime's broadcast hands the kernel one value per span
+        elif vs == tuple(x.shape):
+            vector = True       # same shape: the kernel reads both operands as vectors
+        else:
+            raise self.err(f"a constant of shape {list(v.shape)} broadcast along outer axes "
+                           f"of a tensor of shape {list(x.shape)} is not supported (only "
+                           "per-tensor, per-channel or same-shape constants)", node)
+        return np.broadcast_to(v.astype(np.int64), x.shape), vector
 
     @handles("QLinearMul")
     def op_QLinearMul(self, node, ins, attrs):
@@ -305,7 +343,7 @@ class QOperatorOps:
             raise self.err("QLinearMul of two constants should have been folded", node)
         x, zx, c, zk = (self._raw_int(node, a), za, b, zb) if isinstance(a, Act) else \
             (self._raw_int(node, b), zb, a, za)
-        k = self._bcast_const(node, c, x) - zk
+        k = self._bcast_const(node, c, x)[0] - zk
         ratio = _F32(_F32(sa * sb) / sc)
         chain = [ChainOp("affine", (k.astype(np.float64), (-zx * k).astype(np.float64)), node.name),
                  ChainOp("mul", (self.full(ratio, x.shape).astype(_F32),), node.name),
@@ -337,11 +375,40 @@ class QOperatorOps:
         q = self._requant_out(node, y, chain, zdt, zy)
         return self.op_Transpose(node, [q], {"perm": [0, 2, 3, 1]}) if last else q
 
-    @handles("QLinearConcat", "QLinearLeakyRelu", "QLinearSigmoid", "QLinearAveragePool")
+    @handles("QLinearConcat")
+    def op_QLinearConcat(self, node, ins, attrs):
+        """onnxruntime copies an input that has the output's scale and zero point and maps
+        any other through a 256-entry table, QuantizeLinear(DequantizeLinear(x)) in
+        float32: a Thresholding of that input (monotone in its code), then one Concat of
+        streams that all hold output codes."""
+        if len(node.input) < 5 or (len(node.input) - 2) % 3:
+            raise self.err("QLinearConcat takes Y_scale, Y_zero_point, then (X, scale, "
+                           "zero point) triples", node)
+        sy, zy, ydt = self._qpair(node, 0, 1, "output")
+        info = np.iinfo(ydt)
+        parts = []
+        for i in range(2, len(node.input), 3):
+            if not isinstance(ins[i], Act):
+                raise self.err("QLinearConcat of a constant tensor is not supported", node)
+            x = self._raw_int(node, ins[i])
+            sx, zx, _ = self._qpair(node, i + 1, i + 2, "input")
+            if sx == sy and zx == zy:
+                parts.append(x)
+                continue
+            y = Act(x.shape, x.pos, x.src, x.dtype, [
+                ChainOp("sub", (self.full(_F32(zx), x.shape).astype(_F32),), node.name),
+                ChainOp("mul", (self.full(sx, x.shape).astype(_F32),), node.name)], x.shared)
+            q = self.quantize(node, y, LinearQuant(
+                DataType.for_range(int(info.min), int(info.max)),
+                self.full(np.float64(sy), x.shape), self.full(float(zy), x.shape)))
+            q.chain = [ChainOp("affine", (self.full(1.0, q.shape), self.full(0.0, q.shape)),
+                               node.name)]
+            parts.append(q)
+        return self.op_Concat(node, parts, {"axis": attrs.get("axis", 1)})
+
+    @handles("QLinearLeakyRelu", "QLinearSigmoid", "QLinearAveragePool")
     def op_qlinear_refused(self, node, ins, attrs):
-        why = {"QLinearConcat": "it requantizes every input to the output scale on its own; "
-                                "bnncc's Concat joins streams of one scale",
-               "QLinearAveragePool": "only the global form (QLinearGlobalAveragePool) is "
+        why = {"QLinearAveragePool": "only the global form (QLinearGlobalAveragePool) is "
                                      "lowered",
                }.get(node.op_type, "not lowered yet (onnxruntime evaluates it through a "
                                    "256-entry float lookup table)")
