@@ -121,13 +121,17 @@ def vvau(l, family: str) -> dict:
 
 
 def thresholding(l, family: str) -> dict:
-    """templates/rtl/thresholding.v.j2: FIFO read, optional negate, compares, count."""
+    """templates/rtl/thresholding.v.j2: (input word and negate, threshold ROM read),
+    compares, count into the FIFO: each its own register stage, none grows with PE."""
     from .layers.cost import ubits
     nt = int(l.thresholds.shape[1])
+    nf = l.channels // l.pe
     tw = l.rtl_tw()
     neg = l.negate is not None and bool(any(l.negate))
-    return {"compare": 1 + (adder(tw, family) if neg else 0) + adder(tw, family)
-            + (ubits(nt) if nt > 1 else 0)}
+    rom = 1 + mux_levels(ceil(nf / 64)) if nf > 1 else 0
+    return {"input": max(1 + (adder(tw, family) if neg else 0), rom),
+            "compare": adder(tw, family),
+            "count": (ubits(nt) if nt > 1 else 1) + 1}
 
 
 def generic(l, family: str) -> dict:
@@ -143,7 +147,9 @@ def generic(l, family: str) -> dict:
     elif kind == "SlidingWindow" and not l.parallel:
         st["address"] = 2 * adder(ubits(words), family)
     elif kind == "LabelSelect":
-        st["insert"] = l.pe * l.k * (adder(l.idt.bits + 1, family) + 1)
+        # a merge of two k-lists: k insertions, each a compare and a mux; the running
+        # list's merge also selects the empty list at a row start
+        st["merge"] = l.k * (adder(l.idt.bits + 1, family) + 1) + 1
     return st
 
 

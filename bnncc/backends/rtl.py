@@ -227,7 +227,8 @@ def _thresholding(l: Thresholding, mod: str, files: dict) -> dict:
     return dict(name=l.name, module=mod, c=c, nt=nt, pe=l.pe, nf=nf, nfw=ubits(nf - 1),
                 xb=l.idt.bits, x_mode=mode(l.idt), tw=tw, ob=l.odt.bits, out_base=out_base(l.odt),
                 idt=l.idt, odt=l.odt, iw=l.pe * l.idt.bits, ow=l.pe * l.odt.bits,
-                tmem=f"{mod}_t.mem", nmem=f"{mod}_n.mem")
+                tmem=f"{mod}_t.mem", nmem=f"{mod}_n.mem", fd=l.out_fifo_depth(),
+                uw=ubits(l.out_fifo_depth()))
 
 
 def _swg_parallel(l: SlidingWindow, mod: str) -> dict:
@@ -381,7 +382,7 @@ def _labelselect(l: LabelSelect, mod: str, files: dict) -> dict:
     return dict(name=l.name, module=mod, labels=l.labels, pe=l.pe, k=l.k, xb=l.idt.bits,
                 x_mode=mode(l.idt), vw=l.idt.bits + 1, ixw=ixw, kw_w=ubits(l.k - 1),
                 ob=l.odt.bits, sel_expr=fit("sel", ixw, l.odt.bits), idt=l.idt,
-                iw=l.pe * l.idt.bits)
+                iw=l.pe * l.idt.bits, levels=l.tree_levels())
 
 
 def _depth_to_space(l: DepthToSpace, mod: str, files: dict) -> dict:
