@@ -195,9 +195,7 @@ def _vvau(l: VVAU, mod: str, files: dict) -> dict:
     dot_ext = (f"{{{{(ACCW-DW){{1'b0}}}}, {dot}}}" if l.binary
                else f"{{{{(ACCW-DW){{{top}[ra*DW+DW-1]}}}}, {dot}}}")
     fd = l.out_fifo_depth()
-    wt = encode(l.weight_tiles(), l.wdt)                    # (PE, GF*KF, COUT*SIMD*CIN)
-    wt = wt.transpose(1, 0, 2).reshape(gf * kf, rows * l.simd * l.cin)
-    files[f"{mod}_w.mem"] = mem_lines(wt, l.wdt.bits)
+    files[f"{mod}_w.mem"] = mem_lines(l.weight_words(), l.wdt.bits)
     ctx = dict(name=l.name, module=mod, groups=l.groups, cin=l.cin, cout=l.cout, k=l.k,
                pe=l.pe, simd=l.simd, gf=gf, kf=kf, xb=l.idt.bits, wb=l.wdt.bits, dw=dw,
                accw=accw, ob=l.odt.bits, nt=nt, binary=bool(l.binary), x_mode=mode(l.idt),
