@@ -22,7 +22,7 @@ FIXTURES = ("sr_dcr_w4", "sr_crd_w4", "sr_s2d_w4", "sr_dcr_w1", "stem_pool_w3",
 
 def _fixture(name, config=None):
     acc = bnncc.load(str(FIX / f"{name}.onnx")).fold("pynq-z2", config=config)
-    x = np.load(FIX / f"{name}_in.npy")
+    x = np.load(FIX / f"{name}.refs.npz")["inputs"]
     return acc.design, acc.design.quantize_input(x)
 
 

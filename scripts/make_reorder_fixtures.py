@@ -1,12 +1,15 @@
 """Write the DepthToSpace / overlapping-pool fixtures (tests/fixtures/reorder/): small
 super-resolution-like QONNX nets with DepthToSpace (DCR, CRD) or SpaceToDepth between two
 convs, and a ResNet-stem-like conv + 3x3 stride-2 padded max pool; each with its inputs and
-the qonnx executor's outputs. Needs only onnx and qonnx (no torch).
+the qonnx executor's outputs (<name>.refs.npz), listed in tests/fixtures/index.json (family
+"reorder") so that every per-fixture hardware test covers them. Needs only onnx and qonnx
+(no torch).
 
-    python scripts/make_reorder_fixtures.py [OUTDIR]
+    python scripts/make_reorder_fixtures.py [FIXTURES_DIR]
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -25,16 +28,22 @@ FIXTURES = {
 }
 
 
-def main(out: Path) -> None:
+def main(fixtures: Path) -> None:
+    out = fixtures / "reorder"
     out.mkdir(parents=True, exist_ok=True)
+    index_path = fixtures / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.is_file() else []
     for name, make in FIXTURES.items():
         case = make()
         onnx.save(case.model, str(out / f"{name}.onnx"))
-        np.save(out / f"{name}_in.npy", case.inputs)
-        np.save(out / f"{name}_out.npy", case.outputs)
+        np.savez_compressed(out / f"{name}.refs.npz", inputs=case.inputs, outputs=case.outputs)
+        entry = {"name": name, "model": f"reorder/{name}.onnx", "refs": f"reorder/{name}.refs.npz",
+                 "family": "reorder", "output_kind": "logits"}
+        index = [e for e in index if e["name"] != name] + [entry]
         print(name, case.inputs.shape, "->", case.outputs.shape)
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
 
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else
-         Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "reorder")
+         Path(__file__).resolve().parent.parent / "tests" / "fixtures")

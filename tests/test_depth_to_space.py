@@ -27,7 +27,8 @@ def _d2s(design):
 @pytest.mark.parametrize("name", SR)
 def test_fixture_golden_equals_reference(name):
     path = FIX / f"{name}.onnx"
-    x, want = np.load(FIX / f"{name}_in.npy"), np.load(FIX / f"{name}_out.npy")
+    refs = np.load(FIX / f"{name}.refs.npz")
+    x, want = refs["inputs"], refs["outputs"]
     m = bnncc.load(str(path))
     assert len(_d2s(m.design)) == 1          # in hardware, between the two convs
     assert np.array_equal(reference_outputs(onnx.load(str(path)), x), want)
@@ -35,10 +36,11 @@ def test_fixture_golden_equals_reference(name):
 
 
 def test_run_command_equals_reference(tmp_path, cli):
-    out = tmp_path / "y.npy"
-    rc, _, err = cli("run", FIX / "sr_crd_w4.onnx", "-i", FIX / "sr_crd_w4_in.npy", "-o", out)
+    out, refs = tmp_path / "y.npy", np.load(FIX / "sr_crd_w4.refs.npz")
+    np.save(tmp_path / "x.npy", refs["inputs"])
+    rc, _, err = cli("run", FIX / "sr_crd_w4.onnx", "-i", tmp_path / "x.npy", "-o", out)
     assert rc == 0, err
-    assert np.array_equal(np.load(out), np.load(FIX / "sr_crd_w4_out.npy"))
+    assert np.array_equal(np.load(out), refs["outputs"])
 
 
 @pytest.mark.parametrize("seed", range(20))

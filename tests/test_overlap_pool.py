@@ -41,7 +41,8 @@ def test_pool_golden_equals_reference(pool, bits, tmp_path):
 @pytest.mark.parametrize("name", ["stem_pool_w3", "stem_pool_ceil_w1"])
 def test_fixture_golden_equals_reference(name):
     path = FIX / f"{name}.onnx"
-    x, want = np.load(FIX / f"{name}_in.npy"), np.load(FIX / f"{name}_out.npy")
+    refs = np.load(FIX / f"{name}.refs.npz")
+    x, want = refs["inputs"], refs["outputs"]
     assert np.array_equal(reference_outputs(onnx.load(str(path)), x), want)
     m = bnncc.load(str(path))
     swg, wm = [l for l in m.design.layers() if isinstance(l, (SlidingWindow, WindowMax))][-2:]
