@@ -14,7 +14,8 @@ on a ZC706 at 200 MHz, 8 on a ZCU104 at 200 MHz, 5 on an Alveo U250 at 300 MHz.
 
 The structure follows the templates: an adder or comparator of w bits is one LUT level
 (propagate / generate) plus ceil(w / carry bits) carry cells; the MVAU's adder tree
-registers every pairwise level, so its depth does not grow with SIMD.
+registers every pairwise level (integer lanes) or every two full-adder levels (the
+binary carry-save popcount), so its depth does not grow with SIMD.
 """
 from __future__ import annotations
 
@@ -57,17 +58,26 @@ def mvau(l, family: str) -> dict:
     _, accw = l.rtl_widths()
     nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
     sel = 1 if nf > 1 else 0                        # x = r_nf0 ? in_q : buf_q
+    stages = {}
     if l.binary:
-        first = sel + adder(levels[0][1], family)   # XNOR folds into the adder's LUT
+        # carry-save tree: a full-adder level is one LUT (XNOR and, on the first stage,
+        # the input select fold into it, which costs a level when it makes > 6 inputs)
+        from .layers.popcount import plan
+        fa = plan(l.simd, levels[-1][1])["stages"]
+        for k, (n, _) in enumerate(fa, start=1):
+            stages[f"tree_{k}"] = n + (sel if k == 1 else 0)
+        last = adder(levels[-1][1], family) + (sel if not fa else 0)
+        stages[f"tree_{len(fa) + 1}"] = last
     elif l.wdt.is_bipolar or l.idt.is_bipolar:
         first = sel + 1 + adder(levels[0][1], family)     # +-x, then the pair sum
     else:
         xa, wa = l.mul_widths()
         prod = 2 if xa + wa <= 6 else adder(xa + wa, family) + ceil(min(xa, wa) / 2)
         first = sel + prod + adder(levels[0][1], family)
-    stages = {"tree_1": first}
-    for k, (_, w) in enumerate(levels[1:], start=2):
-        stages[f"tree_{k}"] = adder(w, family)
+    if not l.binary:
+        stages["tree_1"] = first
+        for k, (_, w) in enumerate(levels[1:], start=2):
+            stages[f"tree_{k}"] = adder(w, family)
     stages["accumulate"] = adder(accw, family)
     if nt:
         stages["compare"] = adder(accw, family)

@@ -17,13 +17,16 @@ import pytest
 
 from bnncc import api
 from bnncc.boards import get_board
+from bnncc.datatypes import DataType
 from bnncc.estimate import estimate
 from bnncc.folding import fold_max_fps, fold_simple
+from bnncc.layers import MVAU
 from bnncc.sim import rtlsim
-from bnncc.testing.designs import rand_values
+from bnncc.testing.designs import chain_design, rand_values
 
 REPO = Path(__file__).resolve().parent.parent
 BREV = REPO / "tests" / "fixtures" / "brevitas"
+BIP = DataType.bipolar()
 TFC_INTERVALS = (1, 2, 4, 8, 16, 32, 64)
 SFC_INTERVALS = tuple(int(t) for t in os.environ.get("BNNCC_FULLRATE_SFC", "4,16,64").split(","))
 
@@ -83,3 +86,24 @@ def test_cnv_max_fps_zcu104(name):
     est = estimate(d, b)
     st = run_checked(d, 4)
     assert abs(st["cycles_per_frame"] - est["cycles_per_frame"]) <= 0.05 * est["cycles_per_frame"], st
+
+
+@pytest.mark.parametrize("simd", [2, 3, 4, 5, 7, 9, 27, 31, 64, 100])
+def test_popcount_tree_exact(simd):
+    """The carry-save popcount tree (bnncc/layers/popcount.py) gives the exact count at
+    SIMD sizes that leave every remainder pattern in its columns: the raw accumulator is
+    the output (no thresholds), and the weights are chosen so that all-agree and
+    all-disagree lanes (counts 0 and MW) occur besides random ones."""
+    rng = np.random.default_rng(simd)
+    mw, pe = 2 * simd, 3
+    w = rng.choice([-1, 1], size=(pe, mw)).astype(np.int64)
+    l = MVAU("mv", BIP, DataType.for_range(0, mw), (mw,), (pe,), weights=w, wdt=BIP, binary=True,
+             accdt=DataType.for_range(0, mw), thresholds=None, pe=pe, simd=simd)
+    d = chain_design(l)
+    q = rand_values(rng, BIP, (16, mw))
+    q[0], q[1] = w[0], -w[0]                       # PE 0 counts MW, then 0
+    gold = d.run_layers(q)
+    assert gold[0, 0] == mw and gold[1, 0] == 0
+    for bp in (0.0, 0.5):
+        y, _ = rtlsim.simulate(d, q, backpressure=bp, input_gaps=bp / 2, seed=1)
+        assert np.array_equal(y, gold), (bp, np.argwhere(y != gold)[:3].tolist())

@@ -15,6 +15,9 @@ train, images 0-99 are the held-out references. Networks:
   scn_mlp     MNIST 784-64-32-10, 3-bit ReLU activations
   scn_digits  8x8 MNIST (28x28 averaged to 7x7, padded to 8x8), 64-24-10
   scn_cnn     MNIST conv3x3(8) - maxpool - conv3x3(12) - maxpool - fc 10
+  scn_res     MNIST ResNet-like: conv3x3(8) - maxpool - two residual blocks
+              relu(quant(A(x) + B(x))) with A a padded conv3x3(8), B the identity in
+              the first block and a conv1x1(8) in the second - maxpool - fc 10
 
 usage: python scripts/make_scn_fixtures.py [--mnist FILE] [--out DIR] [--epochs N]
 """
@@ -69,6 +72,11 @@ class Net:
             if layer[0] == "pool":
                 shape = [shape[0], shape[1] // 2, shape[2] // 2]
                 continue
+            if layer[0] == "res":       # ("res", shortcut conv?): branch A 3x3 padded
+                c = shape[0]
+                for k in ((3, 1) if layer[1] else (3,)):
+                    self.params.append(self._conv_params(torch, c, c, k))
+                continue
             if layer[0] == "conv":
                 co, k = layer[1], layer[2]
                 w = torch.randn(co, shape[0], k, k) * (2.0 / (shape[0] * k * k)) ** 0.5
@@ -84,6 +92,13 @@ class Net:
                  "e": torch.full((n,), -3.0, requires_grad=True), "axis": axis}
             self.params.append(p)
 
+    @staticmethod
+    def _conv_params(torch, co, ci, k):
+        w = torch.randn(co, ci, k, k) * (2.0 / (ci * k * k)) ** 0.5
+        return {"w": w.requires_grad_(), "bias": torch.zeros(co, requires_grad=True),
+                "b": torch.full((co,), 4.0, requires_grad=True),
+                "e": torch.full((co,), -3.0, requires_grad=True), "axis": 0}
+
     def tensors(self):
         return [t for p in self.params for t in (p["w"], p["bias"], p["b"], p["e"])]
 
@@ -94,6 +109,17 @@ class Net:
         for i, layer in enumerate(self.spec):
             if layer[0] == "pool":
                 x = torch.nn.functional.max_pool2d(x, 2)
+                continue
+            if layer[0] == "res":
+                q = lambda p: scn_quant(torch, p["w"], p["b"], p["e"], p["axis"])
+                pa = next(it)
+                a = act_quant(torch, torch.nn.functional.conv2d(x, q(pa), padding=1) +
+                              pa["bias"].reshape(1, -1, 1, 1))
+                if layer[1]:
+                    pb = next(it)
+                    x = act_quant(torch, torch.nn.functional.conv2d(x, q(pb)) +
+                                  pb["bias"].reshape(1, -1, 1, 1))
+                x = act_quant(torch, a + x)
                 continue
             p = next(it)
             wq = scn_quant(torch, p["w"], p["b"], p["e"], p["axis"])
@@ -142,17 +168,32 @@ def export(net, in_shape, name: str, form: str):
     x = G.quant("x", np.float32(IN_SCALE), 8, signed=False)
     it = iter(net.params)
     shape = [1] + list(in_shape)
+    act = lambda y: G.quant(G.node("Relu", [y]), np.float32(ACT_SCALE), ACT_BITS, signed=False)
+
+    def conv(x, p, k, pad=0):
+        y = G.node("Conv", [x, weight(p)], kernel_shape=[k, k], pads=[pad] * 4)
+        return G.node("Add", [y, G.const(p["bias"].detach().numpy().astype(np.float32)
+                                         .reshape(1, -1, 1, 1), "bias")])
+
+    def weight(p):
+        w = p["w"].detach().numpy().astype(np.float32)
+        bits = np.round(np.maximum(p["b"].detach().numpy(), 0)).astype(np.int64)
+        exps = np.round(p["e"].detach().numpy()).astype(np.int64)
+        return G.weight(w, exps, bits, p["axis"])
+
     for i, layer in enumerate(net.spec):
         if layer[0] == "pool":
             x = G.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
             shape = [1, shape[1], shape[2] // 2, shape[3] // 2]
             continue
+        if layer[0] == "res":
+            a = act(conv(x, next(it), 3, 1))
+            b = act(conv(x, next(it), 1)) if layer[1] else x
+            x = act(G.node("Add", [a, b]))
+            continue
         p = next(it)
-        w = p["w"].detach().numpy().astype(np.float32)
-        bits = np.round(np.maximum(p["b"].detach().numpy(), 0)).astype(np.int64)
-        exps = np.round(p["e"].detach().numpy()).astype(np.int64)
         bias = p["bias"].detach().numpy().astype(np.float32)
-        wq = G.weight(w, exps, bits, p["axis"])
+        wq = weight(p)
         if layer[0] == "conv":
             k = layer[2]
             y = G.node("Conv", [x, wq], kernel_shape=[k, k])
@@ -177,6 +218,17 @@ def export(net, in_shape, name: str, form: str):
                                                    helper.make_opsetid(QONNX, 1)])
 
 
+def padded_constants(net) -> int:
+    """Zero-bit channels of the layer in front of the first residual block whose
+    constant output is not 0: the block's padded 3x3 window reads them, and its padded
+    positions hold 0, so no constant shift absorbs them (bnncc.passes.prune keeps them)."""
+    p = net.params[0]
+    bits = np.round(np.maximum(p["b"].detach().numpy(), 0))
+    bias = p["bias"].detach().numpy()
+    v = np.clip(np.round(np.maximum(bias, 0) / ACT_SCALE), 0, 2 ** ACT_BITS - 1)
+    return int(((bits == 0) & (v != 0)).sum())
+
+
 def digits(images):
     """28x28 -> 7x7 by 4x4 averages, padded to 8x8 (a digits-sized MNIST)."""
     x = images.reshape(-1, 7, 4, 7, 4).mean((2, 4))
@@ -189,6 +241,8 @@ def main():
         "BNNCC_SHARED_MODELS", "/work/shared/models"), "zoo", "TFC_1W1A.refs.npz"))
     ap.add_argument("--out", default=str(REPO / "tests" / "fixtures" / "scn"))
     ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--only", default="", help="comma-separated networks to (re)train; "
+                    "the others keep their files and index entries")
     a = ap.parse_args()
     import onnx
     import torch
@@ -203,10 +257,18 @@ def main():
         "scn_digits": ([("fc", 24), ("fc", 10)], digits(imgs), (1, 8, 8), 0.6),
         "scn_cnn": ([("conv", 8, 3), ("pool",), ("conv", 12, 3), ("pool",), ("fc", 10)],
                     imgs[:, None], (1, 28, 28), 0.6),
+        "scn_res": ([("conv", 8, 3), ("pool",), ("res", False), ("res", True), ("pool",),
+                     ("fc", 10)], imgs[:, None], (1, 28, 28), 0.6),
     }
+    only = set(a.only.split(",")) if a.only else None
+    old = {f["name"]: f for f in json.loads((out / "index.json").read_text())} \
+        if (out / "index.json").exists() else {}
     index = []
-    for name, (spec, x, in_shape, gamma) in nets.items():
-        net = Net(torch, spec, in_shape, seed=len(index))
+    for seed, (name, (spec, x, in_shape, gamma)) in enumerate(nets.items()):
+        if only is not None and name not in only:
+            index.append(old[name])
+            continue
+        net = Net(torch, spec, in_shape, seed=seed)
         train(torch, net, x[100:], labels[100:], a.epochs, gamma)
         with torch.no_grad():
             acc = float((net.forward(torch.tensor(x[:100])).argmax(1).numpy() ==
@@ -219,7 +281,11 @@ def main():
         ref = qonnx_reference(grouped, x[:100])
         np.savez(out / f"{name}.refs.npz", inputs=x[:100], outputs=ref, labels=labels[:100])
         ref_acc = float((ref.argmax(1) == labels[:100]).mean())
-        index.append({"name": name, "zero_channels": zero, "accuracy": ref_acc})
+        entry = {"name": name, "zero_channels": zero, "accuracy": ref_acc,
+                 "torch_accuracy": acc}
+        if any(layer[0] == "res" for layer in spec):
+            entry["kept_through_padding"] = padded_constants(net)
+        index.append(entry)
         print(f"{name}: held-out accuracy {ref_acc:.2f} (torch {acc:.2f}), "
               f"{zero} zero-bit channels before the last layer")
     (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")

@@ -1,4 +1,5 @@
-"""onnxruntime's com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool against
+"""onnxruntime's com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool /
+QLinearConcat against
 onnxruntime itself (the reference; MLAS's x86-64 kernels, docs/qoperator.md), on every
 integer the operand can hold, and the quantize_static residual CNN fixture
 (scripts/make_qoperator_models.py): conv-BN-relu blocks, a QLinearAdd, a
@@ -156,6 +157,30 @@ def test_qlinear_global_average_pool_is_bit_exact(channels_last):
         assert np.array_equal(_golden(m, x), ref), trial
 
 
+def test_qlinear_concat_is_bit_exact():
+    """Each input requantized to the output's parameters (onnxruntime's float32 table,
+    or a copy when they are equal), then one channel Concat: all 256 codes."""
+    rng = np.random.default_rng(8)
+    w = np.eye(2, dtype=np.int8).reshape(2, 2, 1, 1)
+    for trial in range(9):
+        (s1, s2, sy), (z1, z2, zy) = _rand_params(rng)
+        if trial % 3 == 0:
+            s2, z2 = sy, zy        # this input is copied
+        inits = _scalars(sx=s1, zx=z1, s2=s2, z2=z2, sy=sy, zy=zy, sw=F32(s2 / s1)) + \
+            [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.zeros((), np.int8), "zw")]
+        nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["q"], name="quant"),
+                 helper.make_node("QLinearConv", ["q", "sx", "zx", "w", "sw", "zw", "s2", "z2"], ["b"],
+                                  name="conv", kernel_shape=[1, 1]),
+                 helper.make_node("QLinearConcat", ["sy", "zy", "q", "sx", "zx", "b", "s2", "z2"], ["c"],
+                                  name="cat", domain=MS, axis=1),
+                 _dequant_out("c", "sy", "zy")]
+        m = _model(nodes, inits, [1, 2, 16, 16], [1, 4, 16, 16])
+        x = _all_codes(rng, (1, 2, 16, 16), s1, z1)
+        d = lower(m, "m.onnx")
+        assert [l.kind for l in d.layers()].count("Concat") == 1
+        assert np.array_equal(np.asarray(d.run(x)).reshape(1, -1), _ort(m, x).reshape(1, -1)), trial
+
+
 def _swap_add(sa, za, sc, zc, sb, zb):
     """a = QuantizeLinear(x), b = a with its two channels swapped (an exact 1x1
     QLinearConv to scale sb), QLinearAdd(a, b): every (a, b) pair of codes occurs."""
@@ -229,8 +254,9 @@ def _refused_models():
     qn, inits = _quant_in(F32(0.02), 128)
     inits += _scalars(sy=F32(0.03), zy=100)
     cat = [qn, helper.make_node("QLinearConcat", ["sy", "zy", "q", "sx", "zx", "q", "sx", "zx"],
-                                ["c"], name="cat", domain=MS, axis=1), _dequant_out("c", "sy", "zy")]
-    yield "concat", _model(cat, inits, [1, 2, 4, 4], [1, 4, 4, 4]), "cat", "QLinearConcat", "one scale"
+                                ["c"], name="cat", domain=MS, axis=2), _dequant_out("c", "sy", "zy")]
+    yield "concat_h", _model(cat, inits, [1, 2, 4, 4], [1, 2, 8, 4]), "cat", "QLinearConcat", \
+        "channel axis only"
     qn, inits = _quant_in(F32(0.02), 128)
     inits += _scalars(sy=F32(0.03), zy=100)
     lrelu = [qn, helper.make_node("QLinearLeakyRelu", ["q", "sx", "zx", "sy", "zy"], ["c"], name="lrelu",

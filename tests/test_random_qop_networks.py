@@ -1,8 +1,8 @@
 """Golden model == onnxruntime exactly on 100 random QOperator networks: QLinearConv,
 QLinearMatMul, com.microsoft QGemm with onnxruntime's float32 requantization (qop-fc /
 qop-conv, fused from QDQ graphs by onnxruntime, including its QLinearAdd of a constant
-bias), and quantize_static-style residual CNNs (qop-res: QLinearAdd of two streams,
-QLinearGlobalAveragePool head).
+bias), and quantize_static-style residual CNNs (qop-res: QLinearAdd of two streams, some
+QLinearConcat blocks, QLinearGlobalAveragePool head).
 
 A QLinearAdd of two streams takes onnxruntime's kernel outputs as thresholds when they
 are monotone in the exact sum, else rounds the exact value of MLAS's formula, which
@@ -48,12 +48,16 @@ def test_kernels_are_covered():
     assert 0 < gap < 5 and two_blocks > 0
 
 
-def test_residual_networks_add_two_streams():
-    for seed in range(2, 30, 3):
+def test_residual_networks_join_two_streams():
+    joins = []
+    for seed in range(2, 45, 3):
         case = random_qop_network(seed)
         assert case.family == "qop-res"
-        adds = [l for l in lower(case.model, case.name).layers() if l.kind == "AddStreams"]
-        assert len(adds) == len(case.meta["blocks"])
+        kinds = [l.kind for l in lower(case.model, case.name).layers()]
+        assert kinds.count("AddStreams") == case.meta["joins"].count("add")
+        assert kinds.count("Concat") == case.meta["joins"].count("concat")
+        joins += case.meta["joins"]
+    assert "concat" in joins and joins.count("add") > joins.count("concat")
 
 
 def test_fused_qlinear_add_of_a_constant_equals_onnxruntime():

@@ -309,8 +309,9 @@ def _ctx_duplicate(l: Duplicate, c: dict) -> dict:
 
 def _ctx_addstreams(l: AddStreams, c: dict) -> dict:
     ch = int(l.in_shape[-1])
-    if ch % l.pe:
-        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {ch} channels")
+    if ch % l.pe or l.pe_channels() % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {ch} channels and the "
+                         "channel words each operand streams")
     ta, tb = l.idt, l.idt_b
     prods, ends = [], []
     for ka, kb in set(zip(*l.factors())):
@@ -331,7 +332,11 @@ def _ctx_addstreams(l: AddStreams, c: dict) -> dict:
              idt_b=tb, sum_bits=sum_bits, lo=min(ends), hi=max(ends),
              per_channel=l.per_channel, ch=ch, cf=ch // l.pe,
              ka_list=", ".join(f"{int(k)}LL" for k in l.factors()[0]),
-             kb_list=", ".join(f"{int(k)}LL" for k in l.factors()[1]))
+             kb_list=", ".join(f"{int(k)}LL" for k in l.factors()[1]),
+             masked=l.masked, words_a=int(np.prod(l.in_shapes[0])) // l.pe,
+             words_b=int(np.prod(l.in_shapes[1])) // l.pe,
+             la_list=", ".join("true" if x else "false" for x in l.live_words(0)),
+             lb_list=", ".join("true" if x else "false" for x in l.live_words(1)))
     return c
 
 

@@ -24,6 +24,7 @@ from ..errors import BnnccError
 from ..layers import (MVAU, VVAU, AddStreams, Concat, DepthToSpace, Duplicate, LabelSelect,
                       MaxPool, SlidingWindow, SumPool, Thresholding, WidthConverter, WindowMax,
                       in_elems, out_elems)
+from ..layers import popcount
 from ..layers.cost import sbits, ubits
 from ..layers.streams import naf
 from ..passes.fifos import FIFO_MIN_DEPTH, fifo_depths
@@ -126,7 +127,10 @@ def _mvau(l: MVAU, mod: str, files: dict) -> dict:
     if nt and l.odt.is_bipolar and nt != 1:
         raise BnnccError(f"{l.name}: bipolar output with {nt} thresholds")
     wt = encode(l.weight_tiles(), l.wdt)                   # (PE, NF*SF, SIMD)
-    wt = wt.transpose(1, 0, 2).reshape(nf * sf, l.pe * l.simd)
+    # binary: slot-major (lane s of PE p at s*PE + p) for the carry-save popcount tree,
+    # bits complemented so that the lane XNOR is a plain XOR
+    wt = (wt.transpose(1, 2, 0) ^ 1) if l.binary else wt.transpose(1, 0, 2)
+    wt = wt.reshape(nf * sf, l.pe * l.simd)
     files[f"{mod}_w.mem"] = mem_lines(wt, wb)
     ctx = dict(name=l.name, module=mod, mh=l.mh, mw=l.mw, pe=l.pe, simd=l.simd, nf=nf, sf=sf,
                xb=xb, wb=wb, dw=dw, accw=accw, ob=l.odt.bits, nt=nt, binary=bool(l.binary),
@@ -134,7 +138,9 @@ def _mvau(l: MVAU, mod: str, files: dict) -> dict:
                iw=l.simd * xb, ow=l.pe * l.odt.bits, nfw=ubits(nf - 1), sfw=ubits(sf - 1),
                waw=ubits(nf * sf - 1), wmem=f"{mod}_w.mem", out_base=out_base(l.odt),
                rom_style=rom_style(l), lw=lw, tree=tree, dot_ext=dot_ext, fd=fd,
-               uw=ubits(fd), border=None)
+               uw=ubits(fd), border=None,
+               popcount=(popcount.verilog(l.simd, dw, l.pe, "lane", f"t{len(levels)}")
+                         if l.binary else None))
     if l.border is not None:
         ctx["border"] = _border(l, mod, nf, accw, files)
     if nt:
@@ -328,7 +334,12 @@ def _addstreams(l: AddStreams, mod: str, files: dict) -> dict:
         rom = [dict(w=w, ka=_packed([ka[w * l.pe + p] & mask for p in range(l.pe)], sw),
                     kb=_packed([kb[w * l.pe + p] & mask for p in range(l.pe)], sw))
                for w in range(cf)]
+    if ch % l.pe or l.pe_channels() % l.pe:
+        raise BnnccError(f"{l.name}: PE={l.pe} must divide the {ch} channels and the "
+                         "channel words each operand streams")
+    live = [_packed([int(x) for x in l.live_words(i)], 1) for i in (0, 1)]
     return dict(name=l.name, module=mod, pe=l.pe, ka=l.ka, kb=l.kb, adt=adt, bdt=bdt,
+                masked=l.masked, live_a=live[0], live_b=live[1],
                 per_channel=l.per_channel, lanes=lanes, rom=rom, cf=cf, cw=ubits(cf - 1),
                 odt=l.odt, ab=adt.bits, bb=bdt.bits, ob=ob, sw=sw, sum_expr=expr,
                 aw=l.pe * adt.bits, bw=l.pe * bdt.bits, ow=l.pe * ob,

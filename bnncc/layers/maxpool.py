@@ -37,7 +37,9 @@ class MaxPool(Layer):
         return pool_windows(x, self.kernel, self.stride, self.out_shape, op)
 
     def describe(self) -> dict:
-        return {"kernel": list(self.kernel), "stride": list(self.stride)}
+        removed = self.__dict__.get("removed")   # set by bnncc.passes.prune
+        return {"kernel": list(self.kernel), "stride": list(self.stride),
+                **({"removed": removed} if removed else {})}
 
     def cycles(self) -> int:
         ih, iw, c = self.in_shape

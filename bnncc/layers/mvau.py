@@ -221,15 +221,20 @@ class MVAU(Layer):
     def rtl_tree(self) -> tuple[int, list[tuple[int, int]]]:
         """(lane product width, [(sums per PE, bits) of each registered adder-tree level])
         of templates/rtl/mvau.v.j2: level k sums pairs of level k-1, so every level is
-        one adder deep whatever SIMD is. Widths hold the exact range of the lanes summed
-        (binary lanes are XNOR bits, unsigned); at least one level, even for SIMD = 1."""
+        one adder deep whatever SIMD is. Widths hold the exact range of the lanes summed;
+        at least one level, even for SIMD = 1. Binary (XNOR) lanes use the carry-save
+        tree instead: one (1, bits per PE) per register stage, the last the DW-bit count."""
         key = (id(self.weights), self.simd)
         cache = self.__dict__.get("_tree_cache")
         if cache is not None and cache[0] == key:
             return cache[1]
         from .cost import sbits, ubits
-        if self.binary:
-            lw, width = 1, lambda m: ubits(m)
+        if self.binary:        # carry-save tree (bnncc/layers/popcount.py): (1, bits) per stage
+            from .popcount import plan
+            dw = ubits(self.simd)
+            out = (1, [(1, b) for _, b in plan(self.simd, dw)["stages"]] + [(1, dw)])
+            self.__dict__["_tree_cache"] = (key, out)
+            return out
         else:
             w = np.asarray(self.weights, np.int64)
             xlo, xhi = (-1, 1) if self.idt.is_bipolar else (self.idt.min, self.idt.max)

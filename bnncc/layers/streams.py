@@ -2,6 +2,7 @@
 duplication of a stream that feeds two consumers."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,11 +37,54 @@ class AddStreams(Layer):
     kb: int | tuple = 1
     inputs: list = field(default_factory=list)   # [producer of a, producer of b]
     pe: int = 1
+    # per operand, which output channels it still streams (None: all): a channel whose
+    # operand was a constant folded into the add (bnncc.passes.prune) reads 0 there
+    live: tuple = (None, None)
     kind = "AddStreams"
 
     @property
     def in_dtypes(self) -> list:
         return [self.idt, self.idt_b]
+
+    @property
+    def in_shapes(self) -> list:
+        return [tuple(self.in_shape[:-1]) + (self.operand_channels(i),) for i in (0, 1)]
+
+    def live_mask(self, i: int) -> np.ndarray:
+        c = int(self.in_shape[-1])
+        m = self.live[i]
+        return np.ones(c, bool) if m is None else np.asarray(m, bool)
+
+    @property
+    def masked(self) -> bool:
+        return any(m is not None and not all(m) for m in self.live)
+
+    def operand_channels(self, i: int) -> int:
+        return int(self.live_mask(i).sum())
+
+    def operand_channel(self, i: int, c: int) -> int | None:
+        """Output channel c -> its channel in operand i's stream (None: not streamed)."""
+        m = self.live_mask(i)
+        return int(m[:c].sum()) if m[c] else None
+
+    def output_channel(self, i: int, j: int) -> int:
+        """Channel j of operand i's stream -> the output channel it adds into."""
+        return int(np.flatnonzero(self.live_mask(i))[j])
+
+    def pe_channels(self) -> int:
+        """PE must divide this: the channels, and every place where an operand starts or
+        stops streaming (a word is read from an operand whole or not at all)."""
+        g = int(self.in_shape[-1])
+        for i in (0, 1):
+            m = self.live_mask(i)
+            for c in np.flatnonzero(m[1:] != m[:-1]) + 1:
+                g = math.gcd(g, int(c))
+        return g
+
+    def live_words(self, i: int) -> list[bool]:
+        """Per channel word (PE channels), whether operand i supplies it."""
+        m = self.live_mask(i)
+        return [bool(m[w * self.pe]) for w in range(len(m) // self.pe)]
 
     @property
     def per_channel(self) -> bool:
@@ -54,6 +98,13 @@ class AddStreams(Layer):
 
     def execute(self, a, b) -> np.ndarray:
         a, b = unpacked(a).astype(np.int64), unpacked(b).astype(np.int64)
+        if self.masked:                 # operands back to every channel, 0 where unread
+            full = []
+            for i, x in enumerate((a, b)):
+                y = np.zeros(x.shape[:-1] + (int(self.in_shape[-1]),), np.int64)
+                y[..., self.live_mask(i)] = x
+                full.append(y)
+            a, b = full
         if self.per_channel:     # Python ints: ka * a may pass 2^63 before the sum fits
             ka, kb = (np.array(k, dtype=object) for k in (self.ka, self.kb))
             return (ka * a.astype(object) + kb * b.astype(object)).astype(self.odt.np_dtype)
@@ -61,7 +112,9 @@ class AddStreams(Layer):
 
     def describe(self) -> dict:
         ka, kb = (list(k) if self.per_channel else k for k in (self.ka, self.kb))
-        return {"ka": ka, "kb": kb, "idt_b": str(self.idt_b)}
+        live = {"operand_channels": [self.operand_channels(i) for i in (0, 1)]} \
+            if self.masked else {}
+        return {"ka": ka, "kb": kb, "idt_b": str(self.idt_b), **live, **_removed(self)}
 
     def cycles(self) -> int:
         return int(np.prod(self.in_shape)) // self.pe
@@ -84,6 +137,8 @@ class AddStreams(Layer):
         bip = self.idt.is_bipolar + self.idt_b.is_bipolar
         regs = 4
         terms, mul, rom = 1, 0, 0.0
+        if self.masked and not (self.per_channel and int(self.in_shape[-1]) > self.pe):
+            regs += ubits(int(self.in_shape[-1]) // self.pe - 1)   # the channel-word counter
         if not self.per_channel:
             terms = len(naf(self.ka)) + len(naf(self.kb))
         else:
@@ -140,7 +195,8 @@ class Concat(Layer):
         return np.concatenate(parts, axis=-1)
 
     def describe(self) -> dict:
-        return {"channels": list(self.channels), "idts": [str(t) for t in self.idts]}
+        return {"channels": list(self.channels), "idts": [str(t) for t in self.idts],
+                **_removed(self)}
 
     def cycles(self) -> int:
         return int(np.prod(self.out_shape)) // self.pe
@@ -185,6 +241,12 @@ class Duplicate(Layer):
 
     def resources(self, mem_style: str | None = None) -> dict:
         return _linear(self.features(), DUP_LUT, DUP_FF)
+
+
+def _removed(layer) -> dict:
+    """Channels bnncc.passes.prune removed through this join, by reason (if any)."""
+    rec = layer.__dict__.get("removed")
+    return {"removed": rec} if rec else {}
 
 
 def _linear(features, lut_coef, ff_coef) -> dict:

@@ -18,19 +18,49 @@ compile time, so the readers absorb it and the channel goes:
     host's output chain, as an exact integer add before the output scale.
 
 A channel whose every reader has all-zero weights in its columns is *unread*: it goes
-from the producer and the columns from the readers. Removing columns can make a row
-all-zero and so constant: the pass repeats until nothing changes. Readers it cannot see
-through (residual adds, concat, label select, several readers of which one cannot
-absorb) keep the channel; `removed` on each layer says what went and why.
+from the producer and the columns from the readers.
+
+Joins link streams: a channel of a residual add's output is channel c of both operands,
+and a channel of a concat is one channel of one input. So a removal is a *cut*: every
+stream that must lose the channel together (through channel-wise layers both ways, into
+both operands of an add, into the one concat input that holds it), its roots (the MVAU
+rows producing it) and its leaves (the MVAU columns reading it). The channel's value is
+followed down the cut: an add of two constants is the constant ka*va + kb*vb, so a
+channel constant in both operands makes the sum constant and it is absorbed after the
+add like any other; a channel the add's readers ignore goes from the add and from both
+operands, whatever their values (cascading into both producers); a concat passes its
+input's value on, so its readers absorb it at the shifted column offset, and an unread
+concat channel goes from the input that holds it. A cut goes only if every leaf absorbs
+it exactly and no stream of it is read by the host or by a layer that cannot drop a
+channel (label select, depthwise, sum pooling, the host input); each layer keeps one
+channel at least. Removing columns can make a row all-zero and so constant: the pass
+repeats until nothing changes. `removed` on each layer says what went and why (joins and
+channel-wise layers count what passed through them: sum_constant_channels on an add).
+
+What stays, and why:
+  * a channel constant in one operand of an add but not the other: the sum varies, so
+    it stays, and so does the constant operand's row. Folding the constant into the add
+    (the sum's channel = the other operand + ka*v) needs an add that reads fewer
+    channels from one operand than from the other, and the AddStreams hardware takes one
+    word of each operand per cycle, lane for lane: not done yet;
+  * a constant v != pad code read through a zero-padded window: the padded positions
+    contribute the pad code, so the shift depends on the output pixel's border class.
+    An integer window has no per-class accumulator start (only bipolar windows carry a
+    bnncc.layers.border.Border), and for a bipolar window the per-class shift would have
+    to join the border corrections, whose popcount form needs even pad counts per
+    class: not done, the channel stays (unread columns do go: their weights are zero).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 
+import networkx as nx
 import numpy as np
 
 from ..datatypes import DataType
-from ..layers import MVAU, MaxPool, SlidingWindow, SumPool, Thresholding
+from ..ir import INPUT
+from ..layers import MVAU, AddStreams, Concat, MaxPool, SlidingWindow, SumPool, Thresholding
 from ..layers.thresholding import apply_thresholds
 from .chain import ChainOp
 from .streams import insert_duplicates
@@ -39,8 +69,10 @@ from .widths import minimize_widths, mvau_acc_range
 F32_EXACT = 1 << 24
 
 
-def _readers(design, name):
-    return [v for v in design.graph.successors(name)]
+def _cols_of(reader: MVAU, shape: tuple, c: int) -> np.ndarray:
+    """Columns of a fully connected reader that hold channel c of a (..., C) stream."""
+    k = np.arange(reader.mw)
+    return k[k % shape[-1] == c]
 
 
 def _constant_rows(layer) -> dict[int, int]:
@@ -60,83 +92,227 @@ def _constant_rows(layer) -> dict[int, int]:
     return {int(c): int(vals[c]) for c in np.flatnonzero(const)}
 
 
-class _Plan:
-    """What removing one channel of one producer does to the layers downstream."""
+def _layer_of(design, name):
+    return None if name == INPUT else design.layer(name)
+
+
+def _concat_part(layer: Concat, c: int) -> tuple[int, int]:
+    """Output channel c of a concat -> (input index, channel of that input)."""
+    off = 0
+    for i, n in enumerate(layer.channels):
+        if c < off + n:
+            return i, c - off
+        off += n
+    raise IndexError(c)
+
+
+def _concat_offset(layer: Concat, i: int) -> int:
+    return int(sum(layer.channels[:i]))
+
+
+class _Cut:
+    """One channel's removal: the streams that lose it (a set of (producer, channel)
+    linked by channel-wise layers and joins), the MVAU rows that produce it (the roots)
+    and the MVAU columns that read it (the leaves), with the channel's value on each
+    stream (an int when it is constant, None when it is only unread)."""
 
     def __init__(self):
-        self.drop_channel: dict[str, list] = {}     # pass-through layer -> channels
-        self.drop_cols: dict[str, list] = {}        # MVAU -> columns
-        self.shift: dict[str, np.ndarray] = {}      # MVAU -> per-row accumulator shift
-        self.drop_swg: dict[str, list] = {}         # sliding window -> channels
-
-    def merge(self, other: "_Plan") -> None:
-        for mine, theirs in ((self.drop_channel, other.drop_channel),
-                             (self.drop_cols, other.drop_cols), (self.drop_swg, other.drop_swg)):
-            for k, v in theirs.items():
-                mine.setdefault(k, []).extend(v)
-        for k, v in other.shift.items():
-            self.shift[k] = self.shift.get(k, 0) + v
+        self.items: list[tuple[str, int]] = []        # (producer, channel) streams
+        self.leaves: list[tuple[str, list, tuple, str | None]] = []   # (mvau, cols, item, swg)
+        self.value: dict[tuple[str, int], int | None] = {}
+        self.folds: list[tuple[str, int, int, tuple]] = []   # (add, operand, out channel, item)
 
 
-def _cols_of(reader: MVAU, shape: tuple, c: int) -> np.ndarray:
-    """Columns of a fully connected reader that hold channel c of a (..., C) stream."""
-    nch = shape[-1]
-    k = np.arange(reader.mw)
-    return k[k % nch == c]
-
-
-def _absorb_const(design, reader_name: str, prod_shape: tuple, c: int, v: int | None):
-    """A plan for reader to absorb channel c (constant value v; None = an unread channel,
-    which the reader must not read at all), or None if it cannot."""
-    r = design.layer(reader_name)
-    plan = _Plan()
-    if isinstance(r, MVAU) and r.in_shape == (int(np.prod(prod_shape)),) and len(r.in_shape) == 1:
-        cols = _cols_of(r, prod_shape, c)
-        return _mvau_plan(design, r, cols, v, plan)
-    if isinstance(r, SlidingWindow):
-        mv = [design.layer(n) for n in _readers(design, reader_name)]
-        if len(mv) != 1 or not isinstance(mv[0], MVAU):
+def _leaf_cols(design, reader: str, shape: tuple, c: int):
+    """(MVAU, its columns, sliding window or None) that read channel c of a stream of
+    `shape`, or None if the reader is no MVAU read directly or through a window."""
+    r = design.layer(reader)
+    if isinstance(r, MVAU):
+        if tuple(r.in_shape) == (int(np.prod(shape)),):          # fully connected
+            return r.name, list(_cols_of(r, shape, c)), None
+        if tuple(r.in_shape) == tuple(shape) and r.border is None:   # pointwise
+            return r.name, [c], None
+        return None
+    if isinstance(r, SlidingWindow) and not r.depthwise:
+        mv = list(design.graph.successors(reader))
+        if len(mv) != 1 or not isinstance(design.layer(mv[0]), MVAU):
             return None
-        if v is not None and any(r.pads) and v != r.pad_value:
-            return None
-        nch = r.channels
-        cols = np.array([k * nch + c for k in range(r.kernel[0] * r.kernel[1])])
-        plan.drop_swg[r.name] = [c]
-        return _mvau_plan(design, mv[0], cols, v, plan)
-    if isinstance(r, (MaxPool, Thresholding)) and not isinstance(r, SumPool):
-        if isinstance(r, Thresholding):
-            if v is not None:
-                x = np.full((1, r.channels), v, np.int64)
-                x[0, c] = -v if r.negate is not None and r.negate[c] else v
-                v = int(apply_thresholds(x, r.thresholds, r.odt)[0, c])
-        plan.drop_channel[r.name] = [c]
-        for rr in _readers(design, r.name):
-            sub = _absorb_const(design, rr, r.out_shape, c, v)
-            if sub is None:
-                return None
-            plan.merge(sub)
-        return plan
+        k = r.kernel[0] * r.kernel[1]
+        return mv[0], [j * r.channels + c for j in range(k)], r.name
     return None
 
 
-def _mvau_plan(design, r: MVAU, cols: np.ndarray, v: int | None, plan: _Plan):
-    w = r.weights[:, cols]
-    if v is None:                      # unread: only if the reader ignores it already
-        if r.binary or np.any(w != 0):
+def _grow(design, readers: dict, seed: tuple, fold: bool = False) -> _Cut | None:
+    """Every stream that must lose channel `seed[1]` with `seed[0]`'s stream: through
+    channel-wise layers both ways, into both operands of an add (or, with `fold`, into
+    the add as a constant operand: the add keeps the channel), into the one input of a
+    concat that holds the channel. None if it reaches something that cannot lose a
+    channel (the host's input or output, label select, a depthwise or pooled sum...)."""
+    cut, todo, seen = _Cut(), [seed], set()
+    while todo:
+        item = todo.pop()
+        if item in seen:
+            continue
+        seen.add(item)
+        cut.items.append(item)
+        name, c = item
+        layer = _layer_of(design, name)
+        # upward: who produces this channel
+        if isinstance(layer, MVAU):
+            pass
+        elif isinstance(layer, (Thresholding, MaxPool)) and not isinstance(layer, SumPool):
+            todo.append((design.inputs_of(name)[0], c))
+        elif isinstance(layer, AddStreams):
+            for i, p in enumerate(design.inputs_of(name)):
+                j = layer.operand_channel(i, c)
+                if j is not None:
+                    todo.append((p, j))
+        elif isinstance(layer, Concat):
+            i, ci = _concat_part(layer, c)
+            todo.append((design.inputs_of(name)[i], ci))
+        else:
             return None
-        plan.drop_cols[r.name] = list(cols)
-        return plan
-    shift = (w == v).sum(1) if r.binary else (w * v).sum(1)
-    if r.thresholds is None:
-        if _readers(design, r.name):   # a raw accumulator read in hardware (label select)
-            if np.any(shift != 0):
+        if any(p == INPUT for p, _ in todo):
+            return None
+        # downward: who reads it
+        rs = readers.get(name, [])
+        if not rs:
+            return None                 # the host reads this stream
+        for r, i in rs:
+            rl = design.layer(r)
+            if isinstance(rl, AddStreams):
+                co = rl.output_channel(i, c)
+                if fold:
+                    cut.folds.append((r, i, co, item))
+                else:
+                    todo.append((r, co))
+            elif isinstance(rl, (Thresholding, MaxPool)) and not isinstance(rl, SumPool):
+                todo.append((r, c))
+            elif isinstance(rl, Concat):
+                todo.append((r, _concat_offset(rl, i) + c))
+            else:
+                leaf = _leaf_cols(design, r, layer.out_shape, c)
+                if leaf is None:
+                    return None
+                cut.leaves.append(leaf[:2] + (item, leaf[2]))
+    if any((a, co) in seen for a, _, co, _ in cut.folds):
+        return None                      # an add both folded and removed: not this way
+    return cut
+
+
+def _offset_leaves(design, readers: dict, name: str, c: int, off: int, out: list) -> bool:
+    """Readers of channel c of `name`'s stream take the hardware value h = true - off:
+    collect how each absorbs `off` (thresholds, MVAU rows through their columns; max
+    pooling, concat and adds pass it on). False if some reader cannot."""
+    rs = readers.get(name, [])
+    if not rs or off == 0:
+        return bool(rs)
+    layer = design.layer(name)
+    for r, i in rs:
+        rl = design.layer(r)
+        if isinstance(rl, Thresholding):
+            out.append(("thr", r, c, off))
+        elif isinstance(rl, MaxPool) and not isinstance(rl, SumPool):
+            if not _offset_leaves(design, readers, r, c, off, out):
+                return False
+        elif isinstance(rl, Concat):
+            if not _offset_leaves(design, readers, r, _concat_offset(rl, i) + c, off, out):
+                return False
+        elif isinstance(rl, AddStreams):
+            co = rl.output_channel(i, c)
+            k = rl.factors()[i][co]
+            if not _offset_leaves(design, readers, r, co, int(k) * off, out):
+                return False
+        else:
+            leaf = _leaf_cols(design, r, layer.out_shape, c)
+            if leaf is None:
+                return False
+            mv, cols, swg = leaf
+            m = design.layer(mv)
+            if m.binary or (swg is not None and any(design.layer(swg).pads)):
+                return False             # padded positions hold the pad code, unshifted
+            shift = (m.weights[:, cols] * off).sum(1).astype(np.int64)
+            if m.thresholds is None:
+                if readers.get(mv) and np.any(shift != 0):
+                    return False
+                lo, hi = mvau_acc_range(m.weights, m.idt, m.binary)
+                if max(abs(int(lo.min())), abs(int(hi.max()))) >= F32_EXACT:
+                    return False
+            out.append(("mvau", mv, None, shift))
+    return True
+
+
+def _fold_plan(design, cut: _Cut, readers: dict):
+    """For a cut whose constant operand channels fold into adds: the offsets the adds'
+    readers absorb (the add reads 0 where the operand was v, so its sum is ka*v lower),
+    or None if some fold has no known constant or some reader cannot absorb it."""
+    out: list = []
+    for add, i, co, item in cut.folds:
+        v = cut.value[item]
+        if v is None:
+            return None
+        k = int(design.layer(add).factors()[i][co])
+        if not _offset_leaves(design, readers, add, co, k * v, out):
+            return None
+    return out
+
+
+def _values(design, cut: _Cut, order: dict, consts) -> None:
+    """The channel's value on each stream of the cut, producers before readers."""
+    for name, c in sorted(cut.items, key=lambda it: order[it[0]]):
+        layer = design.layer(name)
+        if isinstance(layer, MVAU):
+            v = consts(name).get(c)
+        elif isinstance(layer, Thresholding):
+            vin = cut.value[(design.inputs_of(name)[0], c)]
+            if vin is not None:
+                x = np.full((1, layer.channels), 0, np.int64)
+                x[0, c] = -vin if layer.negate is not None and layer.negate[c] else vin
+                v = int(apply_thresholds(x, layer.thresholds, layer.odt)[0, c])
+            else:
+                v = consts(name).get(c)
+        elif isinstance(layer, MaxPool):
+            v = cut.value[(design.inputs_of(name)[0], c)]
+        elif isinstance(layer, AddStreams):
+            va, vb = (0 if layer.operand_channel(i, c) is None else
+                      cut.value[(p, layer.operand_channel(i, c))]
+                      for i, p in enumerate(design.inputs_of(name)))
+            ka, kb = layer.factors()
+            v = None if va is None or vb is None else int(ka[c] * va + kb[c] * vb)
+        else:                            # Concat
+            i, ci = _concat_part(layer, c)
+            v = cut.value[(design.inputs_of(name)[i], ci)]
+        cut.value[(name, c)] = v
+
+
+def _leaf_shifts(design, cut: _Cut, readers: dict):
+    """Per leaf MVAU, (columns, accumulator shift per row), or None if some leaf cannot
+    absorb the channel exactly."""
+    out: dict[str, tuple[list, np.ndarray]] = {}
+    for mv, cols, item, swg in cut.leaves:
+        r, v = design.layer(mv), cut.value[item]
+        w = r.weights[:, cols]
+        if v is None:                  # unread: only if the reader ignores it already
+            if r.binary or np.any(w != 0):
                 return None
-        lo, hi = mvau_acc_range(r.weights, r.idt, r.binary)
-        if max(abs(int(lo.min())), abs(int(hi.max()))) >= F32_EXACT:
-            return None
-    plan.drop_cols[r.name] = list(cols)
-    plan.shift[r.name] = shift.astype(np.int64)
-    return plan
+            shift = np.zeros(r.mh, np.int64)
+        else:
+            if swg is not None:
+                s = design.layer(swg)
+                # padded positions hold the pad code, not v: a constant shift only when
+                # they are equal (and no border class corrects a bipolar -1 padding)
+                if any(s.pads) and (v != s.pad_value or r.border is not None):
+                    return None
+            shift = ((w == v).sum(1) if r.binary else (w * v).sum(1)).astype(np.int64)
+            if r.thresholds is None:
+                if readers.get(mv) and np.any(shift != 0):
+                    return None        # a raw accumulator read in hardware (label select)
+                lo, hi = mvau_acc_range(r.weights, r.idt, r.binary)
+                if max(abs(int(lo.min())), abs(int(hi.max()))) >= F32_EXACT:
+                    return None
+        old = out.get(mv, ([], 0))
+        out[mv] = (old[0] + list(cols), old[1] + shift)
+    return out
 
 
 def _keep(arr, drop, axis=0):
@@ -152,11 +328,15 @@ def _note(layer, key: str, n: int) -> None:
     rec[key] = rec.get(key, 0) + n
 
 
-def _apply(design, plan: _Plan) -> None:
-    for name, cols in plan.drop_cols.items():
+def _with_channels(shape: tuple, c: int) -> tuple:
+    return tuple(shape[:-1]) + (c,)
+
+
+def _apply_leaves(design, shifts: dict) -> None:
+    for name, (cols, shift) in shifts.items():
+        shift = np.broadcast_to(np.asarray(shift, np.int64), (design.layer(name).mh,))
         r = design.layer(name)
-        shift = plan.shift.get(name)
-        if shift is not None and np.any(shift != 0):
+        if np.any(shift != 0):
             if r.thresholds is not None:
                 r.thresholds = r.thresholds - shift[:, None]
             else:
@@ -165,21 +345,61 @@ def _apply(design, plan: _Plan) -> None:
                 mul, add = r.real_of_acc
                 r.real_of_acc = (mul, add + mul * shift)
         r.weights = _keep(r.weights, cols, axis=1)
-        r.in_shape = tuple(r.in_shape[:-1]) + (r.mw,)
-        _note(r, "input_columns", len(set(cols)))
-    for name, chans in plan.drop_swg.items():
-        s = design.layer(name)
-        c = s.channels - len(set(chans))
-        s.in_shape = tuple(s.in_shape[:-1]) + (c,)
-        s.out_shape = tuple(s.out_shape[:-1]) + (s.kernel[0] * s.kernel[1] * c,)
-    for name, chans in plan.drop_channel.items():
-        layer = design.layer(name)
+        r.in_shape = _with_channels(r.in_shape, r.mw)
+        if cols:
+            _note(r, "input_columns", len(set(cols)))
+
+
+def _apply_streams(design, drop: dict, why: dict) -> None:
+    """Each producer in `drop` loses those output channels (`why`: producer -> channel ->
+    value, None for unread); windows in front of MVAUs lose them too."""
+    for name, chans in drop.items():
+        layer, chans = design.layer(name), sorted(set(chans))
+        n = layer.out_shape[-1] - len(chans)
+        consts = sum(why[name][c] is not None for c in chans)
+        if isinstance(layer, MVAU):
+            _drop_rows(layer, chans, "constant", consts)
+            _drop_rows(layer, [], "unread", len(chans) - consts)
+            for r in design.graph.successors(name):
+                _shrink_window(design, r, chans)
+            continue
         if isinstance(layer, Thresholding):
             layer.thresholds = _keep(layer.thresholds, chans)
             layer.negate = _keep(layer.negate, chans)
-        c = layer.in_shape[-1] - len(set(chans))
-        layer.in_shape = tuple(layer.in_shape[:-1]) + (c,)
-        layer.out_shape = tuple(layer.out_shape[:-1]) + (c,)
+        elif isinstance(layer, AddStreams):
+            if layer.per_channel:
+                layer.ka = tuple(k for i, k in enumerate(layer.ka) if i not in chans)
+                layer.kb = tuple(k for i, k in enumerate(layer.kb) if i not in chans)
+            layer.live = tuple(None if m is None else
+                               tuple(x for i, x in enumerate(m) if i not in chans)
+                               for m in layer.live)
+        if isinstance(layer, Concat):
+            parts = [_concat_part(layer, c)[0] for c in chans]
+            layer.channels = tuple(k - parts.count(i) for i, k in enumerate(layer.channels))
+            layer.in_shape = _with_channels(layer.in_shape, layer.channels[0])
+        else:
+            layer.in_shape = _with_channels(layer.in_shape, n)
+        layer.out_shape = _with_channels(layer.out_shape, n)
+        tag = {AddStreams: "sum", Concat: "concat"}.get(type(layer), "passed")
+        if consts:
+            _note(layer, f"{tag}_constant_channels", consts)
+        if len(chans) > consts:
+            _note(layer, f"{tag}_unread_channels", len(chans) - consts)
+        for r in design.graph.successors(name):
+            _shrink_window(design, r, [c for c in chans], layer)
+
+
+def _shrink_window(design, reader: str, chans: list, producer=None) -> None:
+    s = design.layer(reader)
+    if not isinstance(s, SlidingWindow):
+        return
+    c = s.channels - len(chans)
+    s.in_shape = _with_channels(s.in_shape, c)
+    s.out_shape = _with_channels(s.out_shape, s.kernel[0] * s.kernel[1] * c)
+    for m in design.graph.successors(reader):
+        mv = design.layer(m)
+        if isinstance(mv, MVAU) and mv.border is not None:
+            mv.border = dataclasses.replace(mv.border, channels=c)
 
 
 def _shift_host_output(design, r: MVAU, shift: np.ndarray) -> None:
@@ -190,69 +410,121 @@ def _shift_host_output(design, r: MVAU, shift: np.ndarray) -> None:
     st.chain = [ChainOp("affine", (np.ones(st.shape), off), "prune")] + list(st.chain)
 
 
-def _drop_rows(layer, rows: list, why: str) -> None:
-    n = layer.out_shape[-1]
-    if isinstance(layer, MVAU):
+def _drop_rows(layer, rows: list, why: str, count: int | None = None) -> None:
+    if rows:
+        n = layer.out_shape[-1]
         layer.weights = _keep(layer.weights, rows)
         layer.thresholds = _keep(layer.thresholds, rows)
         layer.negated = _keep(layer.negated, rows)
         if layer.real_of_acc is not None:
             layer.real_of_acc = tuple(_keep(np.broadcast_to(p, (n,)), rows)
                                       for p in layer.real_of_acc)
+        layer.out_shape = _with_channels(layer.out_shape, n - len(rows))
+    count = len(rows) if count is None else count
+    if count:
         if why == "constant":
-            layer.const_channels = max(0, layer.const_channels - len(rows))
-    else:
-        layer.thresholds = _keep(layer.thresholds, rows)
-        layer.negate = _keep(layer.negate, rows)
-        layer.in_shape = tuple(layer.in_shape[:-1]) + (n - len(rows),)
-    layer.out_shape = tuple(layer.out_shape[:-1]) + (n - len(rows),)
-    _note(layer, f"{why}_channels", len(rows))
+            layer.const_channels = max(0, layer.const_channels - count)
+        _note(layer, f"{why}_channels", count)
 
 
-def _try_channel(design, layer, c: int, v: int | None):
-    readers = _readers(design, layer.name)
-    if not readers:
-        return None
-    plan = _Plan()
-    for r in readers:
-        sub = _absorb_const(design, r, layer.out_shape, c, v)
-        if sub is None:
-            return None
-        plan.merge(sub)
-    return plan
-
-
-def _unread_rows(design, layer) -> list[int]:
-    if not isinstance(layer, (MVAU, Thresholding)) or not _readers(design, layer.name):
-        return []
-    return [c for c in range(layer.out_shape[-1])
-            if _try_channel(design, layer, c, None) is not None]
+def _accept(design, readers, order, consts, seed, left):
+    """The cut for `seed` that can go, removing the channel through adds if it can and
+    else folding its constant operands into them: (cut, leaf shifts, offsets) or None."""
+    for fold in (False, True):
+        cut = _grow(design, readers, seed, fold)
+        if cut is None or (fold and not cut.folds):
+            continue
+        per: dict = {}
+        for n, _ in cut.items:
+            per[n] = per.get(n, 0) + 1
+        if any(left[n] - k < 1 for n, k in per.items()):
+            continue                           # a stream keeps one channel at least
+        _values(design, cut, order, consts)
+        sh = _leaf_shifts(design, cut, readers)
+        offs = _fold_plan(design, cut, readers) if sh is not None else None
+        if sh is not None and offs is not None:
+            return cut, per, sh, offs
+    return None
 
 
 def _step(design) -> bool:
-    """Remove every removable channel of one producer; True if anything changed."""
+    """Remove every channel that can go, each with everything linked to it, against
+    one snapshot of the design; True if anything changed."""
+    readers = {k: v for k, v in design.reader_map().items()}
+    order = {n: i for i, n in enumerate(nx.topological_sort(design.graph))}
+    cache: dict = {}
+    consts = lambda n: cache.setdefault(n, _constant_rows(design.layer(n)))
+    taken: set = set()
+    left = {n: design.layer(n).out_shape[-1] for n in design.graph.nodes}
+    drop: dict[str, list] = {}
+    why: dict[str, dict] = {}
+    shifts: dict = {}
+    folds, thr_offsets = [], []
     for layer in design.layers():
-        if not isinstance(layer, (MVAU, Thresholding)):
+        if not isinstance(layer, MVAU) or not readers.get(layer.name):
             continue
-        if layer.out_shape[-1] <= 1:
-            continue
-        consts = _constant_rows(layer)
-        for why, cands in (("constant", consts), ("unread", None)):
-            rows, plan = [], _Plan()
-            items = consts.items() if cands is not None else \
-                ((c, None) for c in _unread_rows(design, layer))
-            for c, v in items:
-                if len(rows) + 1 >= layer.out_shape[-1]:
-                    break                      # a layer keeps at least one channel
-                p = _try_channel(design, layer, c, v)
-                if p is not None:
-                    rows.append(c)
-                    plan.merge(p)
-            if rows:
-                _apply(design, plan)
-                _drop_rows(layer, rows, why)
-                return True
-    return False
+        for c in range(layer.mh):
+            if (layer.name, c) in taken:
+                continue
+            got = _accept(design, readers, order, consts, (layer.name, c), left)
+            if got is None:
+                continue
+            cut, per, sh, offs = got
+            marks = set(cut.items) | {(a, co) for a, _, co, _ in cut.folds}
+            if taken & marks:
+                continue
+            taken |= marks
+            for n, k in per.items():
+                left[n] -= k
+            for n, ch in cut.items:
+                drop.setdefault(n, []).append(ch)
+                why.setdefault(n, {})[ch] = cut.value[(n, ch)]
+            for mv, (cols, s_) in sh.items():
+                old = shifts.get(mv, ([], 0))
+                shifts[mv] = (old[0] + cols, old[1] + s_)
+            for kind, name, ch, off in offs:
+                if kind == "thr":
+                    thr_offsets.append((name, ch, off))
+                else:
+                    old = shifts.get(name, ([], 0))
+                    shifts[name] = (old[0], old[1] + off)
+            folds += [(a, i, co) for a, i, co, _ in cut.folds]
+    if not drop:
+        return False
+    _apply_folds(design, folds, thr_offsets)
+    _apply_leaves(design, shifts)
+    _apply_streams(design, drop, why)
+    return True
+
+
+def _apply_folds(design, folds: list, thr_offsets: list) -> None:
+    """Adds stop reading the folded operand channels; thresholds after them absorb the
+    constant (x_true = x_hw + off, so x >= T becomes x_hw >= T - off; -x >= T for a
+    negated channel becomes -x_hw >= T + off)."""
+    for add, i, co in folds:
+        a = design.layer(add)
+        live = [list(a.live_mask(k)) if a.live[k] is not None or k == i else None
+                for k in (0, 1)]
+        live[i][co] = False
+        a.live = tuple(None if m is None else tuple(bool(x) for x in m) for m in live)
+        _note(a, "folded_constant_channels", 1)
+    for name, ch, off in thr_offsets:
+        t = design.layer(name)
+        neg = t.negate is not None and bool(t.negate[ch])
+        t.thresholds = t.thresholds.copy()
+        t.thresholds[ch] += off if neg else -off
+        t.__dict__["_reclamp"] = True
+
+
+def _clamp_thresholding(t: Thresholding) -> None:
+    """Shifted thresholds into the reachable range of the input (plus one), so the
+    threshold type stays narrow; the same answer on every reachable input."""
+    lo = np.full(t.channels, t.idt.min if not t.idt.is_bipolar else -1)
+    hi = np.full(t.channels, t.idt.max)
+    if t.negate is not None:
+        lo, hi = np.where(t.negate, -hi, lo), np.where(t.negate, -lo, hi)
+    t.thresholds = np.clip(t.thresholds, lo[:, None], hi[:, None] + 1)
+    t.tdt = DataType.for_range(int(t.thresholds.min(initial=0)), int(t.thresholds.max(initial=0)))
 
 
 def self_compressing(design) -> bool:
@@ -280,6 +552,8 @@ def prune_channels(design, mode: str = "auto"):
     if changed:    # for `estimate`: what the design would cost with every channel kept
         design.uncompressed = minimize_widths(insert_duplicates(kept))
     for l in design.layers():
+        if isinstance(l, Thresholding) and l.__dict__.pop("_reclamp", False):
+            _clamp_thresholding(l)
         if isinstance(l, MVAU):
             _retype(l)
             _clamp_thresholds(l)

@@ -9,9 +9,10 @@ their zero points and gives the quantizer exactly that float chain, so the thres
 reproduce onnxruntime bit for bit. The tensors between these ops are the integers
 themselves (their ONNX value), as after QuantizeLinear.
 
-The com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool follow the MLAS
-kernels this machine runs (x86-64 with AVX2; docs/qoperator.md), bit for bit: the pool
-and every constant operand as a float chain of one stream; an add of two streams as an
+The com.microsoft QLinearAdd / QLinearMul / QLinearGlobalAveragePool / QLinearConcat
+follow the kernels this machine runs (x86-64 with AVX2; docs/qoperator.md), bit for
+bit: the pool, the concat's requantizations and every constant operand as a float chain
+of one stream; an add of two streams as an
 AddStreams whose thresholds are read off the kernel's outputs on every code pair, when
 those are monotone in the exact sum (else they round the exact sum, with a note).
 """
@@ -374,11 +375,40 @@ class QOperatorOps:
         q = self._requant_out(node, y, chain, zdt, zy)
         return self.op_Transpose(node, [q], {"perm": [0, 2, 3, 1]}) if last else q
 
-    @handles("QLinearConcat", "QLinearLeakyRelu", "QLinearSigmoid", "QLinearAveragePool")
+    @handles("QLinearConcat")
+    def op_QLinearConcat(self, node, ins, attrs):
+        """onnxruntime copies an input that has the output's scale and zero point and maps
+        any other through a 256-entry table, QuantizeLinear(DequantizeLinear(x)) in
+        float32: a Thresholding of that input (monotone in its code), then one Concat of
+        streams that all hold output codes."""
+        if len(node.input) < 5 or (len(node.input) - 2) % 3:
+            raise self.err("QLinearConcat takes Y_scale, Y_zero_point, then (X, scale, "
+                           "zero point) triples", node)
+        sy, zy, ydt = self._qpair(node, 0, 1, "output")
+        info = np.iinfo(ydt)
+        parts = []
+        for i in range(2, len(node.input), 3):
+            if not isinstance(ins[i], Act):
+                raise self.err("QLinearConcat of a constant tensor is not supported", node)
+            x = self._raw_int(node, ins[i])
+            sx, zx, _ = self._qpair(node, i + 1, i + 2, "input")
+            if sx == sy and zx == zy:
+                parts.append(x)
+                continue
+            y = Act(x.shape, x.pos, x.src, x.dtype, [
+                ChainOp("sub", (self.full(_F32(zx), x.shape).astype(_F32),), node.name),
+                ChainOp("mul", (self.full(sx, x.shape).astype(_F32),), node.name)], x.shared)
+            q = self.quantize(node, y, LinearQuant(
+                DataType.for_range(int(info.min), int(info.max)),
+                self.full(np.float64(sy), x.shape), self.full(float(zy), x.shape)))
+            q.chain = [ChainOp("affine", (self.full(1.0, q.shape), self.full(0.0, q.shape)),
+                               node.name)]
+            parts.append(q)
+        return self.op_Concat(node, parts, {"axis": attrs.get("axis", 1)})
+
+    @handles("QLinearLeakyRelu", "QLinearSigmoid", "QLinearAveragePool")
     def op_qlinear_refused(self, node, ins, attrs):
-        why = {"QLinearConcat": "it requantizes every input to the output scale on its own; "
-                                "bnncc's Concat joins streams of one scale",
-               "QLinearAveragePool": "only the global form (QLinearGlobalAveragePool) is "
+        why = {"QLinearAveragePool": "only the global form (QLinearGlobalAveragePool) is "
                                      "lowered",
                }.get(node.op_type, "not lowered yet (onnxruntime evaluates it through a "
                                    "256-entry float lookup table)")

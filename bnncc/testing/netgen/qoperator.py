@@ -12,7 +12,8 @@ by the next network of the family (seed + 100000 k).
 ``qop-res`` networks are built directly in the form quantize_static(QOperator) writes
 for a small ResNet: QuantizeLinear, a QLinearConv stem (3x3, per-channel int8 weights,
 int32 bias), one or two residual blocks (one or two QLinearConvs, then a com.microsoft
-QLinearAdd of the block and its shortcut, the stem or the previous block), then a
+QLinearAdd of the block and its shortcut, the stem or the previous block; one block in
+five a QLinearConcat of the two instead), then a
 QLinearGlobalAveragePool head (channels_last 0) or a flatten, a QGemm and
 DequantizeLinear. Output scales and zero points come from MinMax calibration on 16
 extra inputs. ``meta["near_boundary"]`` says whether any QLinearAdd of two streams
@@ -33,7 +34,7 @@ from .common import NetCase
 from .integer import random_int_network
 
 QOP_FAMILIES = ("qop-fc", "qop-conv", "qop-res")
-REFUSED = {"QLinearConcat", "QLinearLeakyRelu", "QLinearSigmoid", "QLinearAveragePool"}
+REFUSED = {"QLinearLeakyRelu", "QLinearSigmoid", "QLinearAveragePool"}
 MS = "com.microsoft"
 _F32 = np.float32
 
@@ -64,7 +65,7 @@ def _run(model: onnx.ModelProto, inputs: np.ndarray, extra: list | None = None):
     name = s.get_inputs()[0].name
     runs = [s.run(None, {name: inputs[i:i + 1]}) for i in range(len(inputs))]
     outs = [np.concatenate([r[k] for r in runs]) for k in range(len(runs[0]))]
-    return (outs[0], outs[1:]) if extra else outs[0]
+    return (outs[0], outs[1:]) if extra is not None else outs[0]
 
 
 def random_qop_network(seed: int, family: str | None = None, n_inputs: int = 8) -> NetCase:
@@ -153,6 +154,20 @@ class _QopBuilder:
         qc = np.clip(np.round(real / float(sc)) + zc, 0, 255).astype(np.int64)
         return out, qc, sc, zc
 
+    def concat(self, parts):
+        """com.microsoft QLinearConcat on the channel axis of (name, codes, scale, zp)."""
+        real = np.concatenate([float(s) * (q - z) for _, q, s, z in parts], axis=1)
+        sc, zc = _minmax(real, False)
+        out = f"concat{self.n}_quantized"
+        self.n += 1
+        ins = [self.const(f"{out}_scale", sc), self.const(f"{out}_zero_point", np.uint8(zc))]
+        for name, *_ in parts:
+            ins += [name, f"{name}_scale", f"{name}_zero_point"]
+        self.nodes.append(helper.make_node("QLinearConcat", ins, [out], name=out[:-10], domain=MS,
+                                           axis=1))
+        qc = np.clip(np.round(real / float(sc)) + zc, 0, 255).astype(np.int64)
+        return out, qc, sc, zc
+
 
 def _residual_network(seed: int, n_inputs: int) -> NetCase:
     rng = np.random.default_rng([seed, 7707])
@@ -167,13 +182,19 @@ def _residual_network(seed: int, n_inputs: int) -> NetCase:
                                     ["input_quantized"], name="input_QuantizeLinear"))
     q = np.clip(np.round(x / sx) + zx, 0, 255).astype(np.int64)
     t, qt, st, zt = B.conv("input_quantized", q, sx, zx, c, 3, True)
-    blocks = []
+    blocks, joins = [], []
     for _ in range(int(rng.integers(1, 3))):
         y, qy, sy, zy = t, qt, st, zt
         n_conv = int(rng.integers(1, 3))
         for j in range(n_conv):
-            y, qy, sy, zy = B.conv(y, qy, sy, zy, c, int(rng.choice([1, 3])), j < n_conv - 1)
-        t, qt, st, zt = B.add(y, qy, sy, zy, t, qt, st, zt)
+            y, qy, sy, zy = B.conv(y, qy, sy, zy, qt.shape[1], int(rng.choice([1, 3])),
+                                   j < n_conv - 1)
+        if rng.random() < 0.2:    # a dense block: concat the branch and its input
+            t, qt, st, zt = B.concat([(y, qy, sy, zy), (t, qt, st, zt)])
+            joins.append("concat")
+        else:
+            t, qt, st, zt = B.add(y, qy, sy, zy, t, qt, st, zt)
+            joins.append("add")
         blocks.append(n_conv)
     gap = bool(rng.random() < 0.7)
     if gap:
@@ -212,7 +233,7 @@ def _residual_network(seed: int, n_inputs: int) -> NetCase:
     adds = [n for n in B.nodes if n.op_type == "QLinearAdd"]
     outputs, probes = _run(model, inputs, [i for n in adds for i in (n.input[0], n.input[3])])
     near = any(_add_near_tie(model, n, probes[2 * j], probes[2 * j + 1]) for j, n in enumerate(adds))
-    meta = {"ops": sorted({n.op_type for n in B.nodes}), "blocks": blocks, "gap": gap,
+    meta = {"ops": sorted({n.op_type for n in B.nodes}), "blocks": blocks, "joins": joins, "gap": gap,
             "near_boundary": near}
     return NetCase(name=f"qop-res-s{seed}", model=model, inputs=inputs, outputs=outputs,
                    family="qop-res", meta=meta)
