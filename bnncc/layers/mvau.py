@@ -278,7 +278,8 @@ class MVAU(Layer):
     def features(self, style: str) -> tuple[list, list]:
         """(LUT features, FF features) of the RTL at the current folding: structural
         quantities whose weights (MVAU_LUT, MVAU_FF) were fitted to Yosys."""
-        from .cost import fifo_resources, lutram_sp, ubits
+        from .cost import fifo_resources, lutram_sp, mux_luts, ubits
+        from .popcount import full_adders
         pe, simd = self.pe, self.simd
         nf, sf = self.mh // pe, self.mw // simd
         xb, wb, ob = self.idt.bits, self.wdt.bits, self.odt.bits
@@ -293,17 +294,23 @@ class MVAU(Layer):
         var = depth > 1                       # weights change from cycle to cycle
         lut_rom = style == "lut" and var
         wrom_small = wbits * (depth <= 64) * lut_rom
-        wrom_big = wbits * (depth / 64) * (depth > 64) * lut_rom
+        # a ROM in logic deeper than 64 words: a LUT6 per bit per 64 words and the mux tree
+        # that selects among them (cost.mux_luts)
+        blocks = -(-depth // 64)
+        wrom_big = wbits * (blocks + mux_luts(blocks)) * (depth > 64) * lut_rom
         chunks = -(-depth // 512)
         bram_mux = wbits * chunks * (style != "lut" and chunks > 1)
-        trom = pe * nt * accw * max(1.0, nf / 64) if (nt and nf > 1) else 0
+        tb = -(-nf // 64)
+        trom = pe * nt * accw * (tb + mux_luts(tb)) if (nt and nf > 1) else 0
         ibuf = lutram_sp(iw, sf) if nf > 1 else 0
         fifo = fifo_resources(pe * ob, 8)     # templates/rtl/mvau.v.j2 FD
         elem = xb if self.wdt.is_bipolar else wb + 1
-        lg = np.log2(2 * simd)
         wrom_small = wrom_small * min(1.0, ubits(depth - 1) / 6)
         dsp = self.dsp_count() > 0
-        lut = [binary * lanes * var, binary * lanes * lg, pe * dw,
+        # binary: XNOR lanes and the carry-save popcount (bnncc/layers/popcount.py), its
+        # full adders per PE, then the DW-bit carry-propagate add (pe * dw)
+        fas = pe * full_adders(simd, ubits(simd)) if self.binary else 0
+        lut = [binary * lanes * var, fas, pe * dw,
                addsub * lanes * elem, (1 - binary) * lanes * dw,
                mul * lanes * (np.prod(self.mul_widths()) * (not dsp) + 4 * dsp),
                pe * accw, pe * nt * accw,
