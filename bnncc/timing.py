@@ -91,6 +91,38 @@ def mvau(l, family: str) -> dict:
     return stages
 
 
+def vvau(l, family: str) -> dict:
+    """templates/rtl/vvau.v.j2, stage by stage: the same registered tree as the MVAU's,
+    one per output channel over its SIMD x CIN lanes (no input buffer mux)."""
+    from .layers.cost import ubits
+    lw, levels = l.rtl_tree()
+    _, accw = l.rtl_widths()
+    nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
+    one = l.simd * l.cin == 1                       # level 1 only registers the lane
+    if l.binary:
+        first = 1 if one else adder(levels[0][1], family)
+    elif l.wdt.is_bipolar or l.idt.is_bipolar:
+        first = 1 + (0 if one else adder(levels[0][1], family))
+    else:
+        xa = l.idt.bits + (0 if l.idt.signed else 1)
+        wa = l.wdt.bits + (0 if l.wdt.signed else 1)
+        prod = 2 if xa + wa <= 6 else adder(xa + wa, family) + ceil(min(xa, wa) / 2)
+        first = prod + (0 if one else adder(levels[0][1], family))
+    stages = {"tree_1": first}
+    for k, (_, w) in enumerate(levels[1:], start=2):
+        stages[f"tree_{k}"] = adder(w, family)
+    stages["accumulate"] = adder(accw, family)
+    if nt:
+        stages["compare"] = adder(accw, family)
+        if nt > 1:
+            stages["count"] = ubits(nt)
+    depth = (l.groups // l.pe) * (l.k // l.simd)
+    style = getattr(l, "mem_style", None) or l.default_mem_style()
+    rom = 1 + mux_levels(ceil(depth / 64)) + 1 if depth > 1 and style == "lut" else 0
+    stages["issue"] = counter(ubits(depth - 1), family) + rom
+    return stages
+
+
 def thresholding(l, family: str) -> dict:
     """templates/rtl/thresholding.v.j2: FIFO read, optional negate, compares, count."""
     from .layers.cost import ubits
@@ -120,9 +152,11 @@ def generic(l, family: str) -> dict:
 
 def layer_depth(l, family: str) -> dict:
     """{stage: levels} of one block."""
-    from .layers import MVAU, Thresholding
+    from .layers import MVAU, VVAU, Thresholding
     if isinstance(l, MVAU):
         return mvau(l, family)
+    if isinstance(l, VVAU):
+        return vvau(l, family)
     if isinstance(l, Thresholding):
         return thresholding(l, family)
     return generic(l, family)

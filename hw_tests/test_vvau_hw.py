@@ -93,3 +93,29 @@ def test_block_stack_optimizer_folding_rtl(board):
     fold_max_fps(d, get_board(board))
     assert any(l.kind == "VVAU" and l.pe > 1 for l in d.layers())
     _check_rtl(d, d.quantize_input(model_inputs(entry, 12)), tolerance=0.05)
+
+
+@pytest.mark.parametrize("case", [0, 1, 4])
+def test_unit_rtl_full_rate(case):
+    """Every group per cycle (PE = G, the shortest interval the unit offers): the
+    registered tree / compare pipeline and its output credits run one word per cycle, so
+    Verilator measures the estimated cycles per frame; exact also at backpressure 0.5."""
+    d, q = _unit(case)
+    for l in d.layers():
+        if l.kind == "VVAU":
+            l.pe = l.groups
+            for p in d.graph.predecessors(l.name):
+                d.layer(p).simd = l.in_word
+    _check_rtl(d, q, tolerance=0.05)
+
+
+@pytest.mark.parametrize("case", [0, 5])
+def test_vvau_depth_matches_yosys(case, tmp_path):
+    """bnncc.timing.vvau against Yosys (`ltp -noff` after synth_xilinx), within a level."""
+    from bnncc import timing
+    from test_timing import yosys_levels
+    d, _ = _unit(case)
+    vv = next(l for l in d.layers() if l.kind == "VVAU")
+    got = yosys_levels(vv, "xcup", tmp_path)
+    model = max(timing.vvau(vv, "xcup").values())
+    assert abs(got - model) <= 1, (got, timing.vvau(vv, "xcup"))

@@ -172,23 +172,41 @@ def _border(l: MVAU, mod: str, nf: int, accw: int, files: dict) -> dict:
                 depth=depth, cw=cw, cmem=f"{mod}_c.mem")
 
 
+def _tree(levels: list, lanes: int, lw: int, sgn: str) -> list[dict]:
+    """Template context of a registered adder tree (bnncc.layers.tree): level k reads
+    the sums of level k-1 (level 1 the lanes)."""
+    tree, nin, win, src = [], lanes, lw, "lane"
+    for k, (n, w_) in enumerate(levels):
+        tree.append(dict(n=n, w=w_, nin=nin, win=win, src=src, sgn=sgn))
+        nin, win, src = n, w_, f"t{k + 1}"
+    return tree
+
+
 def _vvau(l: VVAU, mod: str, files: dict) -> dict:
     if l.binary and not (l.idt.is_bipolar and l.wdt.is_bipolar):
         raise BnnccError(f"{l.name}: xnor-popcount VVAU needs bipolar input and weights")
-    gf, rows = l.groups // l.pe, l.pe * l.cout
+    gf, kf, rows = l.groups // l.pe, l.k // l.simd, l.pe * l.cout
+    lw, levels = l.rtl_tree()
     dw, accw = l.rtl_widths()
     lo, hi, _ = l.acc_bounds()
     nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
-    wt = encode(l.weight_tiles(), l.wdt)                    # (PE, GF*K, COUT*CIN)
-    wt = wt.transpose(1, 0, 2).reshape(gf * l.k, rows * l.cin)
+    top = f"t{len(levels)}"
+    dot = f"{top}[ra*DW +: DW]"
+    dot_ext = (f"{{{{(ACCW-DW){{1'b0}}}}, {dot}}}" if l.binary
+               else f"{{{{(ACCW-DW){{{top}[ra*DW+DW-1]}}}}, {dot}}}")
+    fd = l.out_fifo_depth()
+    wt = encode(l.weight_tiles(), l.wdt)                    # (PE, GF*KF, COUT*SIMD*CIN)
+    wt = wt.transpose(1, 0, 2).reshape(gf * kf, rows * l.simd * l.cin)
     files[f"{mod}_w.mem"] = mem_lines(wt, l.wdt.bits)
     ctx = dict(name=l.name, module=mod, groups=l.groups, cin=l.cin, cout=l.cout, k=l.k,
-               pe=l.pe, gf=gf, xb=l.idt.bits, wb=l.wdt.bits, dw=dw, accw=accw, ob=l.odt.bits,
-               nt=nt, binary=bool(l.binary), x_mode=mode(l.idt), w_mode=mode(l.wdt),
-               idt=l.idt, wdt=l.wdt, odt=l.odt, iw=l.pe * l.cin * l.idt.bits,
-               ow=rows * l.odt.bits, kw_=ubits(l.k - 1), gfw=ubits(gf - 1),
-               waw=ubits(gf * l.k - 1), wmem=f"{mod}_w.mem", out_base=out_base(l.odt),
-               rom_style=rom_style(l))
+               pe=l.pe, simd=l.simd, gf=gf, kf=kf, xb=l.idt.bits, wb=l.wdt.bits, dw=dw,
+               accw=accw, ob=l.odt.bits, nt=nt, binary=bool(l.binary), x_mode=mode(l.idt),
+               w_mode=mode(l.wdt), idt=l.idt, wdt=l.wdt, odt=l.odt,
+               iw=l.simd * l.pe * l.cin * l.idt.bits, ow=rows * l.odt.bits,
+               kfw=ubits(kf - 1), gfw=ubits(gf - 1), waw=ubits(gf * kf - 1),
+               wmem=f"{mod}_w.mem", out_base=out_base(l.odt), rom_style=rom_style(l),
+               lw=lw, tree=_tree(levels, l.simd * l.cin, lw, "" if l.binary else "$signed"),
+               dot_ext=dot_ext, fd=fd, uw=ubits(fd))
     if nt:
         t = np.clip(l.threshold_tiles(), lo - 1, hi + 1)    # (PE, GF, COUT*nT)
         tc = (t & ((1 << accw) - 1)).astype(np.uint64).transpose(1, 0, 2).reshape(gf, rows * nt)

@@ -131,19 +131,20 @@ class VVAU(Layer):
         }
 
     def cycles(self) -> int:
-        return self.pixels * (self.groups // self.pe) * self.k
+        return self.pixels * (self.groups // self.pe) * (self.k // self.simd)
 
     def legal_pe(self) -> list[int]:
         return [p for p in range(1, self.groups + 1) if self.groups % p == 0]
 
     # -- memory images ---------------------------------------------------------------------
     def weight_tiles(self) -> np.ndarray:
-        """(PE, G/PE * K, COUT * CIN): PE p, address gf * K + k holds, at element
-        j * CIN + ci, the weight of output channel (gf * PE + p) * COUT + j, column
-        k * CIN + ci."""
-        gf = self.groups // self.pe
-        w = np.asarray(self.weights).reshape(gf, self.pe, self.cout, self.k, self.cin)
-        return w.transpose(1, 0, 3, 2, 4).reshape(self.pe, gf * self.k, self.cout * self.cin)
+        """(PE, G/PE * K/SIMD, COUT * SIMD * CIN): PE p, address gf * K/SIMD + kf holds, at
+        element (j * SIMD + s) * CIN + ci, the weight of output channel (gf * PE + p) * COUT
+        + j, column (kf * SIMD + s) * CIN + ci."""
+        gf, kf = self.groups // self.pe, self.k // self.simd
+        w = np.asarray(self.weights).reshape(gf, self.pe, self.cout, kf, self.simd, self.cin)
+        return w.transpose(1, 0, 3, 2, 4, 5).reshape(self.pe, gf * kf,
+                                                      self.cout * self.simd * self.cin)
 
     def threshold_tiles(self) -> np.ndarray:
         """(PE, G/PE, COUT * nT): PE p, address gf holds, at j * nT + t, threshold t of
@@ -160,17 +161,44 @@ class VVAU(Layer):
         xm = 1 if self.idt.is_bipolar else max(abs(self.idt.min), abs(self.idt.max))
         return int(lo.min()), int(hi.max()), xm * int(np.abs(self.weights).max(initial=1))
 
-    def rtl_widths(self) -> tuple[int, int]:
-        """(DW, ACCW): per-position partial sum and accumulator widths, as the RTL sizes
-        them (bnncc.backends.rtl)."""
-        from .cost import sbits, ubits
-        lo, hi, m = self.acc_bounds()
+    def rtl_tree(self) -> tuple[int, list[tuple[int, int]]]:
+        """(lane product width, registered adder-tree levels) of templates/rtl/vvau.v.j2:
+        each output channel sums its SIMD * CIN lane products pairwise (bnncc.layers.tree)."""
+        from .tree import adder_tree, lane_range
+        lanes = self.simd * self.cin
         if self.binary:
-            dw = ubits(self.cin) + 1
-        else:
-            dw = max(sbits(-self.cin * m, self.cin * m), self.idt.bits + 1, self.wdt.bits + 1)
+            return adder_tree(lanes, True)
+        w = np.asarray(self.weights, np.int64)
+        xlo, xhi = (-1, 1) if self.idt.is_bipolar else (self.idt.min, self.idt.max)
+        plo, phi = lane_range(xlo, xhi, int(w.min(initial=0)), int(w.max(initial=0)))
+        return adder_tree(lanes, False, plo, phi, xlo, xhi)
+
+    def rtl_widths(self) -> tuple[int, int]:
+        """(DW, ACCW): the tree's last level (the per-word partial sum) and the
+        accumulator widths, as the RTL sizes them (bnncc.backends.rtl)."""
+        from .cost import sbits
+        lo, hi, _ = self.acc_bounds()
+        dw = self.rtl_tree()[1][-1][1]
         accw = max(sbits(lo - 1, hi + 1), dw + 1, self.odt.bits + 1)
         return dw, accw
+
+    def pipeline_ff(self) -> int:
+        """Registers of the adder tree below its last level: output channels per word x
+        the level widths."""
+        return self.pe * self.cout * sum(n * w for n, w in self.rtl_tree()[1][:-1])
+
+    def pipeline_stages(self) -> int:
+        """Register stages from the issue to the output FIFO: weights / input read, the
+        adder-tree levels, the accumulator, the threshold compare (if any)."""
+        return 1 + len(self.rtl_tree()[1]) + 1 + (0 if self.thresholds is None else 1)
+
+    def out_fifo_depth(self) -> int:
+        """Output FIFO (credits): every result in flight from issue to pop, plus margin."""
+        return self.pipeline_stages() + 4
+
+    def pipeline_latency(self) -> int:
+        """Register stages from a result's last input word to the FIFO's read port."""
+        return self.pipeline_stages() + 1
 
     def default_mem_style(self) -> str:
         return "block" if self.weights.size * self.wdt.bits >= 16384 else "lut"
@@ -234,9 +262,12 @@ class VVAU(Layer):
             else 0
 
     def held_words(self) -> int:
-        return self.k + 2
+        """Input words the unit can hold: the window of the result being read, plus the
+        results that fill its pipeline and output FIFO (K/SIMD words each)."""
+        kf = self.k // self.simd
+        return kf + 2 + kf * self.out_fifo_depth()
 
     def fill_drain(self) -> tuple[int, int]:
         """(input words before the first output word, cycles after the last input word):
         one window of a channel group (bnncc.estimate.first_frame)."""
-        return self.k, 0
+        return self.k // self.simd, 0
