@@ -116,8 +116,15 @@ def structural_bound(design, clock_mhz) -> float:
     worst = MIN_INTERVAL
     g = design.graph
     for l in design.layers():
-        if isinstance(l, VVAU):          # every group in parallel, one position per cycle
-            worst = max(worst, l.pixels * l.k)
+        if isinstance(l, VVAU):          # every group in parallel; every kernel position
+            swg = design.layer(list(g.predecessors(l.name))[0])    # too behind a parallel window
+            if _offer_parallel(swg):
+                old = swg.simd, swg.parallel
+                swg.simd, swg.parallel = swg.channels, True
+                worst = max(worst, l.pixels, swg.cycles())
+                swg.simd, swg.parallel = old
+            else:
+                worst = max(worst, l.pixels * l.k)
         if isinstance(l, MVAU):
             preds = list(g.predecessors(l.name))
             swg = design.layer(preds[0]) if preds else None

@@ -22,8 +22,15 @@ from .ir import Design
 
 
 def load(model_path: str, input_type: str | None = None, input_scale: float = 1.0,
-         prune: str = "auto") -> Design:
-    """ONNX file -> lowered, width-minimized IR."""
+         prune: str = "auto", exact: bool = False) -> Design:
+    """ONNX file -> lowered, width-minimized IR. `exact`: fold the float ops into
+    thresholds in real (float64) arithmetic rather than as onnxruntime's float32 does
+    (bnncc.arith: for models with arbitrary float scales, where float32 references
+    disagree with each other near rounding ties)."""
+    if exact:
+        from .arith import exact as exact_arith
+        with exact_arith():
+            return import_model(model_path, input_type, input_scale, prune)
     return import_model(model_path, input_type, input_scale, prune)
 
 

@@ -38,12 +38,16 @@ def compression_summary(design, est: dict, board, clock_mhz: float, budget) -> d
     from .errors import BnnccError
     from .estimate import estimate
     from .folding import fold_for_fps, fold_max_fps
-    u = copy.deepcopy(kept)
+    u, eu = copy.deepcopy(kept), None
     try:
         fold_for_fps(u, board, clock_mhz, est["fps"], budget)
+        eu = estimate(u, board, clock_mhz, budget)
     except BnnccError:
+        pass
+    if eu is None or not eu["fits"]:    # that rate is out of the budget's reach
+        u = copy.deepcopy(kept)
         fold_max_fps(u, board, clock_mhz, budget)
-    eu = estimate(u, board, clock_mhz, budget)
+        eu = estimate(u, board, clock_mhz, budget)
     return {
         "channels_removed": removed_channels(design),
         "weight_bits": {"kept": weight_bits(u), "removed": weight_bits(design)},

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arith import ftype
 from .datatypes import DataType
 
 
@@ -77,7 +78,7 @@ class IntQuant(Quantizer):
     sign1: np.ndarray = None
 
     def levels(self, y: np.ndarray) -> np.ndarray:
-        f32 = np.float32
+        f32 = ftype()
         q = np.asarray(y, f32) / self.scale.astype(f32) + self.zeropt.astype(f32)
         if self.qmin is not None:
             return self._levels_per_element(q)
@@ -89,7 +90,7 @@ class IntQuant(Quantizer):
         return q.astype(np.int64) - self.dtype.min
 
     def _levels_per_element(self, q: np.ndarray) -> np.ndarray:
-        f32 = np.float32
+        f32 = ftype()
         hi, lo = self.qmax.astype(f32), self.qmin.astype(f32)
         r = np.where(q > hi, hi, q)
         r = np.where(r < lo, lo, r)
@@ -135,7 +136,7 @@ class BipolarQuant(Quantizer):
     """QONNX BipolarQuant: +scale where y >= 0, else -scale."""
 
     def levels(self, y: np.ndarray) -> np.ndarray:
-        return (np.asarray(y, np.float32) >= 0).astype(np.int64)
+        return (np.asarray(y, ftype()) >= 0).astype(np.int64)
 
 
 @dataclass
@@ -143,7 +144,7 @@ class SignQuant(Quantizer):
     """ONNX Sign: -1, 0, +1. Becomes bipolar when no accumulator value lands on zero."""
 
     def levels(self, y: np.ndarray) -> np.ndarray:
-        y = np.asarray(y, np.float32)
+        y = np.asarray(y, ftype())
         return (y >= 0).astype(np.int64) + (y > 0).astype(np.int64)
 
 
@@ -158,8 +159,8 @@ class FloatThresholds(Quantizer):
         return self.thresholds.shape[-1] + 1
 
     def levels(self, y: np.ndarray) -> np.ndarray:
-        y = np.asarray(y, np.float32)[..., None]
-        return (y >= self.thresholds.astype(np.float32)).sum(-1).astype(np.int64)
+        y = np.asarray(y, ftype())[..., None]
+        return (y >= self.thresholds.astype(ftype())).sum(-1).astype(np.int64)
 
 
 @dataclass
@@ -171,8 +172,8 @@ class StepQuant(Quantizer):
     strict: bool = False
 
     def levels(self, y: np.ndarray) -> np.ndarray:
-        y = np.asarray(y, np.float32)
-        t = np.asarray(self.threshold, np.float32)
+        y = np.asarray(y, ftype())
+        t = np.asarray(self.threshold, ftype())
         return (y > t if self.strict else y >= t).astype(np.int64)
 
 
@@ -187,7 +188,7 @@ class TruncQuant(Quantizer):
     clamp: bool = True               # v2 clamps to the output range, v1 does not
 
     def levels(self, y: np.ndarray) -> np.ndarray:
-        f32 = np.float32
+        f32 = ftype()
         q = np.asarray(y, f32) / self.in_scale.astype(f32) + self.in_zeropt.astype(f32)
         q = np.round(q) / self.trunc_scale.astype(f32)
         if self.clamp:
@@ -203,7 +204,7 @@ class LinearQuant(Quantizer):
     """ONNX QuantizeLinear: q = saturate(round_half_even(y / scale) + zero_point)."""
 
     def levels(self, y: np.ndarray) -> np.ndarray:
-        f32 = np.float32
+        f32 = ftype()
         q = np.round(np.asarray(y, f32) / self.scale.astype(f32)) + self.zeropt.astype(f32)
         q = np.clip(q, self.dtype.min, self.dtype.max)
         return q.astype(np.int64) - self.dtype.min

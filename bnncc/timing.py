@@ -49,9 +49,25 @@ def counter(w: int, family: str) -> int:
     return adder(w, family) + 1
 
 
+def _accumulate_to_issue(stages: dict, l, accw: int, nt: int, depth: int, family: str) -> dict:
+    """The stages after the adder tree that the MVAU and VVAU templates share: the
+    accumulator, the registered threshold compare and its count, and the issue stage."""
+    from .layers.cost import ubits
+    stages["accumulate"] = adder(accw, family)
+    if nt:
+        stages["compare"] = adder(accw, family)
+        if nt > 1:      # popcount of the compare bits, its carry, the FIFO's LUT RAM write
+            stages["count"] = ubits(nt) + 2
+    # the weight ROM's read register: Yosys moves it in front of a ROM in logic (an
+    # address register), so the next-address logic and the ROM lookup share a stage
+    style = getattr(l, "mem_style", None) or l.default_mem_style()
+    rom = 1 + mux_levels(ceil(depth / 64)) + 1 if depth > 1 and style == "lut" else 0
+    stages["issue"] = counter(ubits(depth - 1), family) + rom
+    return stages
+
+
 def mvau(l, family: str) -> dict:
     """templates/rtl/mvau.v.j2, stage by stage."""
-    from .layers.cost import ubits
     nf, sf = l.mh // l.pe, l.mw // l.simd
     depth = nf * sf
     lw, levels = l.rtl_tree()
@@ -78,24 +94,13 @@ def mvau(l, family: str) -> dict:
         stages["tree_1"] = first
         for k, (_, w) in enumerate(levels[1:], start=2):
             stages[f"tree_{k}"] = adder(w, family)
-    stages["accumulate"] = adder(accw, family)
-    if nt:
-        stages["compare"] = adder(accw, family)
-        if nt > 1:
-            stages["count"] = ubits(nt)
-    # the weight ROM's read register: Yosys moves it in front of a ROM in logic (an
-    # address register), so the next-address logic and the ROM lookup share a stage
-    style = getattr(l, "mem_style", None) or l.default_mem_style()
-    rom = 1 + mux_levels(ceil(depth / 64)) + 1 if depth > 1 and style == "lut" else 0
-    stages["issue"] = counter(ubits(depth - 1), family) + rom
-    return stages
+    return _accumulate_to_issue(stages, l, accw, nt, depth, family)
 
 
 def vvau(l, family: str) -> dict:
     """templates/rtl/vvau.v.j2, stage by stage: the same registered tree as the MVAU's,
     one per output channel over its SIMD x CIN lanes (no input buffer mux)."""
-    from .layers.cost import ubits
-    lw, levels = l.rtl_tree()
+    _, levels = l.rtl_tree()
     _, accw = l.rtl_widths()
     nt = 0 if l.thresholds is None else int(l.thresholds.shape[1])
     one = l.simd * l.cin == 1                       # level 1 only registers the lane
@@ -111,26 +116,22 @@ def vvau(l, family: str) -> dict:
     stages = {"tree_1": first}
     for k, (_, w) in enumerate(levels[1:], start=2):
         stages[f"tree_{k}"] = adder(w, family)
-    stages["accumulate"] = adder(accw, family)
-    if nt:
-        stages["compare"] = adder(accw, family)
-        if nt > 1:
-            stages["count"] = ubits(nt)
-    depth = (l.groups // l.pe) * (l.k // l.simd)
-    style = getattr(l, "mem_style", None) or l.default_mem_style()
-    rom = 1 + mux_levels(ceil(depth / 64)) + 1 if depth > 1 and style == "lut" else 0
-    stages["issue"] = counter(ubits(depth - 1), family) + rom
-    return stages
+    return _accumulate_to_issue(stages, l, accw, nt, (l.groups // l.pe) * (l.k // l.simd),
+                                family)
 
 
 def thresholding(l, family: str) -> dict:
-    """templates/rtl/thresholding.v.j2: FIFO read, optional negate, compares, count."""
+    """templates/rtl/thresholding.v.j2: (input word and negate, threshold ROM read),
+    compares, count into the FIFO: each its own register stage, none grows with PE."""
     from .layers.cost import ubits
     nt = int(l.thresholds.shape[1])
+    nf = l.channels // l.pe
     tw = l.rtl_tw()
     neg = l.negate is not None and bool(any(l.negate))
-    return {"compare": 1 + (adder(tw, family) if neg else 0) + adder(tw, family)
-            + (ubits(nt) if nt > 1 else 0)}
+    rom = 1 + mux_levels(ceil(nf / 64)) if nf > 1 else 0
+    return {"input": max(1 + (adder(tw, family) if neg else 0), rom),
+            "compare": adder(tw, family),
+            "count": (ubits(nt) if nt > 1 else 1) + 1}
 
 
 def generic(l, family: str) -> dict:
@@ -146,7 +147,9 @@ def generic(l, family: str) -> dict:
     elif kind == "SlidingWindow" and not l.parallel:
         st["address"] = 2 * adder(ubits(words), family)
     elif kind == "LabelSelect":
-        st["insert"] = l.pe * l.k * (adder(l.idt.bits + 1, family) + 1)
+        # a merge of two k-lists: k insertions, each a compare and a mux; the running
+        # list's merge also selects the empty list at a row start
+        st["merge"] = l.k * (adder(l.idt.bits + 1, family) + 1) + 1
     return st
 
 

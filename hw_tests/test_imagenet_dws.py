@@ -35,25 +35,49 @@ def built(tmp_path_factory):
     return paths
 
 
-@pytest.mark.parametrize("name", [MODELS[0], pytest.param(MODELS[1], marks=pytest.mark.xfail(
-    strict=True, reason="open: golden differs from the qonnx executor by up to 0.40 (of 2.66) "
-    "on ProxylessNAS, and qonnx from torch by 0.39; which reference is right is not yet "
-    "established"))])
-def test_golden_and_csim_equal_qonnx(built, name):
-    from bnncc import api
+def _golden_and_csim(d, x, want):
     from bnncc.folding import fold_simple
     from bnncc.sim import csim
-    path = built[name]
-    refs = np.load(str(path).replace(".onnx", ".refs.npz"))
-    d = api.load(str(path), "INT8", 2.0 ** -7)      # float pixels on the INT8 grid
     assert sum(l.kind == "VVAU" for l in d.layers()) >= 13
-    y = d.run(refs["inputs"]).reshape(refs["outputs"].shape)
-    assert np.array_equal(np.argmax(y, -1), np.argmax(refs["outputs"], -1))
-    assert np.max(np.abs(y - refs["outputs"])) <= 1e-5 * np.max(np.abs(refs["outputs"]))
+    y = d.run(x).reshape(want.shape)
+    assert np.array_equal(np.argmax(y, -1), np.argmax(want, -1))
+    # float outputs (last accumulator x its scale): one accumulator step is ~1e-3, far
+    # above this bound, so it compares the integers
+    assert np.max(np.abs(y - want)) <= 1e-5 * np.max(np.abs(want))
     fold_simple(d)
-    q = d.quantize_input(refs["inputs"][:1])
+    q = d.quantize_input(x[:1])
     out, _ = csim.simulate(d, q)
     assert np.array_equal(out, d.run_layers(q))
+
+
+def test_mobilenet_golden_and_csim_equal_qonnx(built):
+    from bnncc import api
+    path = built[MODELS[0]]
+    refs = np.load(str(path).replace(".onnx", ".refs.npz"))
+    d = api.load(str(path), "INT8", 2.0 ** -7)      # float pixels on the INT8 grid
+    _golden_and_csim(d, refs["inputs"], refs["outputs"])
+
+
+def test_proxylessnas_golden_and_csim_equal_exact_reference(built):
+    """ProxylessNAS's float scales are not powers of two, so no float32 evaluation is a
+    reference: near a rounding tie onnxruntime (qonnx), PyTorch and bnncc's float32
+    emulation each round their own way (first parting here: one element of
+    stage4.unit7's depthwise output, 11.49999991 exactly, which bnncc's float32 chain puts
+    at 12 and qonnx at 11; qonnx itself departs from exact arithmetic at stage2.unit1's
+    pointwise output), and the randomly weighted network amplifies one flipped element
+    into a 0.4 output difference. The reference is real arithmetic (exact_onnx: float64,
+    every rounding checked to be decided) and bnncc folds its thresholds in it
+    (api.load(exact=True))."""
+    from bnncc import api
+    from bnncc.testing import exact_onnx
+    path = built[MODELS[1]]
+    refs = np.load(str(path).replace(".onnx", ".refs.npz"))
+    x = refs["inputs"]
+    exact, margins = zip(*(exact_onnx.run(path, xi[None]) for xi in x))
+    exact = np.concatenate(exact)
+    assert min(min(m.values()) for m in margins) > exact_onnx.MARGIN
+    d = api.load(str(path), "INT8", 2.0 ** -7, exact=True)
+    _golden_and_csim(d, x, exact)
 
 
 @pytest.mark.parametrize("board", ["zcu104", "kv260"])

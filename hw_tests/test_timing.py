@@ -77,3 +77,36 @@ def test_budget_rule():
     assert timing.budget("xcup", 200.0) == 8         # ZCU104
     assert timing.budget("xcup", 300.0) == 5         # Alveo U250
     assert timing.budget("xc7", 100.0) == 10         # Pynq-Z2
+
+
+@pytest.mark.parametrize("neg", [False, True])
+def test_thresholding_depth_matches_yosys_and_does_not_grow_with_pe(neg, tmp_path):
+    from bnncc.layers import Thresholding
+    levels = {}
+    for pe in (2, 32):
+        rng = np.random.default_rng(pe)
+        c = 64
+        t = np.sort(rng.integers(-60, 60, (c, 3)), 1).astype(np.int64)
+        negate = (rng.random(c) < 0.5) if neg else None
+        l = Thresholding("th", DataType.int(6), DataType.uint(2), (c,), (c,), thresholds=t,
+                         tdt=DataType.int(8), negate=negate, pe=pe)
+        (tmp_path / str(pe)).mkdir()
+        got = yosys_levels(l, "xc7", tmp_path / str(pe))
+        model = max(timing.thresholding(l, "xc7").values())
+        assert abs(got - model) <= 1, (pe, got, timing.thresholding(l, "xc7"))
+        levels[pe] = got
+    assert levels[32] <= levels[2] + 1, levels
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_labelselect_depth_matches_yosys_and_does_not_grow_with_pe(k, tmp_path):
+    from bnncc.layers import LabelSelect
+    levels = {}
+    for pe in (2, 16):
+        l = LabelSelect("ls", DataType.int(6), DataType.uint(6), (64,), (k,), k=k, pe=pe)
+        (tmp_path / str(pe)).mkdir()
+        got = yosys_levels(l, "xc7", tmp_path / str(pe))
+        model = max(timing.layer_depth(l, "xc7").values())
+        assert abs(got - model) <= 1, (pe, got, timing.layer_depth(l, "xc7"))
+        levels[pe] = got
+    assert levels[16] <= levels[2] + 1, levels

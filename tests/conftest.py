@@ -22,6 +22,18 @@ def fixture_path(rel: str) -> str:
     return os.path.join(FIXTURES, rel)
 
 
+def cli_run_fixture(cli, case: dict, tmp_path):
+    """`bnncc run` of an indexed fixture on its reference inputs -> (outputs shaped like
+    the reference outputs, the references)."""
+    import numpy as np
+    refs = np.load(fixture_path(case["refs"]))
+    np.save(tmp_path / "in.npy", refs["inputs"])
+    rc, _, err = cli("run", fixture_path(case["model"]), "-i", tmp_path / "in.npy",
+                     "-o", tmp_path / "out.npy")
+    assert rc == 0, err
+    return np.load(tmp_path / "out.npy").reshape(refs["outputs"].shape), refs
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""

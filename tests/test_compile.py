@@ -16,6 +16,8 @@ from conftest import fixture_path
 
 TFC = fixture_path("brevitas/tfc_1w1a.onnx")
 CNV = fixture_path("brevitas/cnv_1w1a.onnx")
+RESNET = fixture_path("resnet/resnet_ts.onnx")                 # per-channel residual adds
+QOP_RES = fixture_path("qop/qop_rescnn_pc_u8.onnx")            # QOperator: QLinearAdd, GAP
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -34,7 +36,8 @@ def snapshot(root: Path) -> dict[str, tuple]:
     return out
 
 
-@pytest.mark.parametrize("model", [TFC, CNV], ids=["tfc_1w1a", "cnv_1w1a"])
+@pytest.mark.parametrize("model", [TFC, CNV, RESNET, QOP_RES],
+                         ids=["tfc_1w1a", "cnv_1w1a", "resnet_ts", "qop_rescnn_pc_u8"])
 def test_compile_twice_is_byte_identical(cli, tmp_path, model):
     a, b = tmp_path / "a", tmp_path / "b"
     assert cli("compile", model, "-o", a)[0] == 0

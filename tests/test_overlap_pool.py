@@ -113,3 +113,15 @@ def test_inexact_pools_are_refused_at_lowering(attrs, why, command, tmp_path, cl
     assert rc == 2 and why in err and "Traceback" not in err, err
     assert "the_pool" in err and "MaxPool" in err and str(p) in err, err
     assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("auto", ["SAME_UPPER", "SAME_LOWER"])
+def test_auto_pad_same_equals_reference(auto, tmp_path):
+    m = _pool_model(kernel_shape=[3, 3], strides=[2, 2], auto_pad=auto)
+    p = tmp_path / "m.onnx"
+    onnx.save(m, str(p))
+    d = bnncc.load(str(p)).design
+    assert any(isinstance(l, WindowMax) for l in d.layers())
+    x = (np.random.default_rng(5).integers(-8, 8, (6, 2, 5, 5)) / 8).astype(np.float32)
+    want = reference_outputs(m, x)
+    assert np.array_equal(d.run(x), want)

@@ -14,7 +14,7 @@ from bnncc.layers import MVAU, SlidingWindow
 from bnncc.layers.bits import Packed, pack_bits
 from bnncc.layers.border import Border
 from bnncc.testing.netgen.padded import random_padded_network
-from conftest import fixture_index, fixture_path
+from conftest import cli_run_fixture, fixture_index, fixture_path
 from pad_oracle import check_border_layer
 
 PADDED = [c for c in fixture_index() if c["family"] == "padded"]
@@ -48,13 +48,8 @@ def test_same_pads_match_onnx_shapes():
 
 @pytest.mark.parametrize("case", PADDED, ids=[c["name"] for c in PADDED])
 def test_padded_fixture_run_equals_onnxruntime(case, tmp_path, cli):
-    refs = np.load(fixture_path(case["refs"]))
-    np.save(tmp_path / "in.npy", refs["inputs"])
-    rc, _, err = cli("run", fixture_path(case["model"]), "-i", tmp_path / "in.npy",
-                     "-o", tmp_path / "out.npy")
-    assert rc == 0, err
-    y = np.load(tmp_path / "out.npy")
-    assert np.array_equal(y.reshape(refs["outputs"].shape), refs["outputs"])
+    y, refs = cli_run_fixture(cli, case, tmp_path)
+    assert np.array_equal(y, refs["outputs"])
 
 
 def test_fixtures_exercise_the_border_path():

@@ -7,10 +7,10 @@ QLinearGlobalAveragePool head."""
 import numpy as np
 import onnx
 import pytest
+from conftest import fixture_path
 from onnx import TensorProto, helper, numpy_helper
 
 from bnncc.frontend.lower import lower
-from conftest import fixture_path
 
 F32 = np.float32
 MS = "com.microsoft"
@@ -331,17 +331,12 @@ def _ort_input(m, x):
                                 providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
 
 
-def test_residual_cnn_compiles_deterministically(cli, tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    for d in (a, b):
-        rc, _, err = cli("compile", fixture_path(f"{RES}.onnx"), "-o", d)
-        assert rc == 0, err
+def test_residual_cnn_compiles(cli, tmp_path):
+    """(Twice the same bytes: tests/test_compile.py.)"""
+    rc, _, err = cli("compile", fixture_path(f"{RES}.onnx"), "-o", tmp_path / "a")
+    assert rc == 0, err
     for must in ("hls/top.cpp", "rtl/bnncc_top.v", "report.json"):
-        assert (a / must).is_file(), must
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
-    for f in files:
-        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+        assert (tmp_path / "a" / must).is_file(), must
 
 
 def test_int8_activations_add_and_pool_are_bit_exact():

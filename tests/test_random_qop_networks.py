@@ -78,8 +78,9 @@ def test_fused_qlinear_add_of_a_constant_equals_onnxruntime():
 
 def test_quantize_static_qoperator_cnn_equals_onnxruntime():
     """scripts/make_qoperator_models.py: quantize_static(quant_format=QOperator)."""
-    from bnncc import api
     from conftest import fixture_path
+
+    from bnncc import api
     refs = np.load(fixture_path("qop/qop_cnn_pc_u8.refs.npz"))
     d = api.load(fixture_path("qop/qop_cnn_pc_u8.onnx"))
     y = np.asarray(d.run(refs["inputs"])).reshape(refs["outputs"].shape)

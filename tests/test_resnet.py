@@ -44,17 +44,12 @@ def test_adds_are_per_channel(case):
 
 
 def test_compile_writes_project(cli, tmp_path):
-    model = fixture_path(RESNET[0]["model"])
-    a, b = tmp_path / "a", tmp_path / "b"
-    assert cli("compile", model, "-o", a)[0] == 0
-    assert cli("compile", model, "-o", b)[0] == 0
-    for must in ("hls/top.cpp", "rtl/bnncc_top.v", "report.json"):
-        assert (a / must).is_file(), must
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
-    for f in files:
-        assert (a / f).read_bytes() == (b / f).read_bytes(), f
-    assert any("KA[" in (a / f).read_text() for f in files if str(f).endswith(".hpp"))
+    """The per-channel factors reach the HLS code (twice the same bytes: tests/test_compile.py)."""
+    a = tmp_path / "a"
+    assert cli("compile", fixture_path(RESNET[0]["model"]), "-o", a)[0] == 0
+    files = list(a.rglob("*.hpp"))
+    assert (a / "rtl" / "bnncc_top.v").is_file() and (a / "report.json").is_file()
+    assert any("KA[" in p.read_text() for p in files)
 
 
 def test_inexact_ratio_refused(cli, tmp_path):

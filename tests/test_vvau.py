@@ -38,3 +38,25 @@ def test_cycles_and_order_depend_on_pe():
         vv.pe, swg.simd = pe, pe
         assert vv.cycles() == 2 * 2 * (8 // pe) * 9
         assert np.array_equal(vv.execute(swg.execute(x)), base)
+
+
+def test_block_ram_counts_only_the_bit_columns_that_vary():
+    """Yosys drops the weight-ROM bit columns that are equal in every word before mapping
+    to block RAM (the two VVAU calibration points with a 2- and 4-word ROM measured half
+    the BRAM18 of the full word width). Weights in {0, 1} of an INT4 type vary in bit 0
+    only: a 2-word ROM of 16 lanes x 4 bits needs one 16-bit column set."""
+    from bnncc.layers.cost import bram18
+    rng = np.random.default_rng(3)
+    _, vv, _ = grouped_layers(rng, (4, 4, 16), 16, 4, (1, 1), (1, 1), (0, 0, 0, 0),
+                                DataType.uint(4), DataType.int(4), 0, 2)
+    w = np.zeros_like(vv.weights)
+    w[:, 0] = [1, 0] * (w.shape[0] // 2)              # every lane differs between the words
+    w[:, 1:] = rng.integers(0, 2, (w.shape[0], w.shape[1] - 1))
+    vv.weights = w
+    depth = vv.groups // vv.pe
+    assert vv.weight_image().shape == (depth, vv.pe * vv.cout * vv.cin * 4)
+    live = vv.live_weight_bits()
+    assert live <= vv.pe * vv.cout * vv.cin and live > 0
+    assert vv.resources("block")["BRAM18"] == bram18(live, depth)
+    vv.weights = rng.integers(-8, 8, w.shape)          # random 4-bit weights: most bits vary
+    assert vv.live_weight_bits() > vv.pe * vv.cout * vv.cin

@@ -196,11 +196,12 @@ def _ctx_vvau(l: VVAU, c: dict) -> dict:
     if l.groups % l.pe:
         raise BnnccError(f"{l.name}: PE={l.pe} must divide the {l.groups} groups")
     lo, hi, m = l.acc_bounds()
-    acc_bits = signed_bits(min(lo, -l.cin * m), max(hi, l.cin * m))
-    w = l.weight_tiles()                                    # (PE, GF*K, COUT*CIN)
+    acc_bits = signed_bits(min(lo, -l.simd * l.cin * m), max(hi, l.simd * l.cin * m))
+    w = l.weight_tiles()                                    # (PE, GF*KF, COUT*SIMD*CIN)
     rows = ["\n".join("    {" + ", ".join(str(int(v)) for v in addr) + "},"
                       for addr in w[p]).rstrip(",") for p in range(l.pe)]
     c.update(groups=l.groups, cin=l.cin, cout=l.cout, k=l.k, pe=l.pe, gf=l.groups // l.pe,
+             simd=l.simd, kf=l.k // l.simd,
              pixels=l.pixels, binary=bool(l.binary), wdt=l.wdt, acc_bits=acc_bits,
              weight_rows=rows, thresholds=None, nt=0, tbits=0, tctype="int",
              threshold_rows=[], out_base=0)

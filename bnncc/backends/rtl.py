@@ -195,9 +195,7 @@ def _vvau(l: VVAU, mod: str, files: dict) -> dict:
     dot_ext = (f"{{{{(ACCW-DW){{1'b0}}}}, {dot}}}" if l.binary
                else f"{{{{(ACCW-DW){{{top}[ra*DW+DW-1]}}}}, {dot}}}")
     fd = l.out_fifo_depth()
-    wt = encode(l.weight_tiles(), l.wdt)                    # (PE, GF*KF, COUT*SIMD*CIN)
-    wt = wt.transpose(1, 0, 2).reshape(gf * kf, rows * l.simd * l.cin)
-    files[f"{mod}_w.mem"] = mem_lines(wt, l.wdt.bits)
+    files[f"{mod}_w.mem"] = mem_lines(l.weight_words(), l.wdt.bits)
     ctx = dict(name=l.name, module=mod, groups=l.groups, cin=l.cin, cout=l.cout, k=l.k,
                pe=l.pe, simd=l.simd, gf=gf, kf=kf, xb=l.idt.bits, wb=l.wdt.bits, dw=dw,
                accw=accw, ob=l.odt.bits, nt=nt, binary=bool(l.binary), x_mode=mode(l.idt),
@@ -229,7 +227,8 @@ def _thresholding(l: Thresholding, mod: str, files: dict) -> dict:
     return dict(name=l.name, module=mod, c=c, nt=nt, pe=l.pe, nf=nf, nfw=ubits(nf - 1),
                 xb=l.idt.bits, x_mode=mode(l.idt), tw=tw, ob=l.odt.bits, out_base=out_base(l.odt),
                 idt=l.idt, odt=l.odt, iw=l.pe * l.idt.bits, ow=l.pe * l.odt.bits,
-                tmem=f"{mod}_t.mem", nmem=f"{mod}_n.mem")
+                tmem=f"{mod}_t.mem", nmem=f"{mod}_n.mem", fd=l.out_fifo_depth(),
+                uw=ubits(l.out_fifo_depth()))
 
 
 def _swg_parallel(l: SlidingWindow, mod: str) -> dict:
@@ -383,7 +382,7 @@ def _labelselect(l: LabelSelect, mod: str, files: dict) -> dict:
     return dict(name=l.name, module=mod, labels=l.labels, pe=l.pe, k=l.k, xb=l.idt.bits,
                 x_mode=mode(l.idt), vw=l.idt.bits + 1, ixw=ixw, kw_w=ubits(l.k - 1),
                 ob=l.odt.bits, sel_expr=fit("sel", ixw, l.odt.bits), idt=l.idt,
-                iw=l.pe * l.idt.bits)
+                iw=l.pe * l.idt.bits, levels=l.tree_levels())
 
 
 def _depth_to_space(l: DepthToSpace, mod: str, files: dict) -> dict:

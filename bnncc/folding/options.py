@@ -190,36 +190,47 @@ def _mvau_unit(mv: MVAU, swg, board, allow_uram, pins) -> Unit:
 
 def _vvau_unit(vv: VVAU, swg, pins) -> Unit:
     """A depthwise-order window and its VVAU: PE groups per cycle (the window's SIMD is
-    PE * CIN), weights in BRAM or LUTs."""
+    PE * CIN), weights in BRAM or LUTs; and, where the window can be parallel (narrow
+    pixels), every group and every kernel position per cycle (VVAU SIMD = K, one window
+    word per pixel: the depthwise order of all channels is the plain window order)."""
     pes, styles = vv.legal_pe(), ["block", "lut"]
     pe_pin, st_pin = _pin(pins, vv, "pe"), _pin(pins, vv, "mem_style")
+    simd_pin = _pin(pins, vv, "simd")
     if pe_pin is not None:
         if pe_pin not in pes:
             raise BnnccError(f"config: PE={pe_pin} of {vv.name} does not divide its "
                              f"{vv.groups} groups")
         pes = [pe_pin]
+    if simd_pin not in (None, 1, vv.k) or (simd_pin == vv.k > 1 and not (
+            _offer_parallel(swg) and vv.groups in pes)):
+        raise BnnccError(f"config: SIMD of {vv.name} must be 1 or, with PE={vv.groups} "
+                         f"and a window of at most 64-bit pixels, {vv.k}")
     if st_pin is not None:
         st = {"bram": "block", "lutram": "lut", "distributed": "lut"}.get(
             str(st_pin).lower(), str(st_pin).lower())
         if st not in styles:
             raise BnnccError(f"config: mem_style of {vv.name} must be bram or lutram")
         styles = [st]
-    old = (vv.pe, vv.mem_style, swg.simd, swg.parallel)
+    forms = [(pe, 1, False) for pe in pes] if simd_pin in (None, 1) else []
+    if simd_pin in (None, vv.k) and vv.k > 1 and vv.groups in pes and _offer_parallel(swg):
+        forms.append((vv.groups, vv.k, True))
+    old = (vv.pe, vv.simd, vv.mem_style, swg.simd, swg.parallel)
     opts, cyc, res = [], [], []
     try:
-        for pe in pes:
-            vv.pe, swg.simd, swg.parallel = pe, pe * vv.cin, False
+        for pe, simd, par in forms:
+            vv.pe, vv.simd = pe, simd
+            swg.simd, swg.parallel = (swg.channels, True) if par else (pe * vv.cin, False)
             fw, fd = edge_fifo(vv)
             base = np.add(_vec(swg.resources()), _vec(fifo_resources(fw, fd)))
-            base = base + np.asarray(_vec(fifo_resources(swg.simd * swg.idt.bits,
+            base = base + np.asarray(_vec(fifo_resources(in_elems(swg) * swg.idt.bits,
                                                          FIFO_MIN_DEPTH)))
             for st in styles:
-                opts.append({vv.name: {"pe": pe, "mem_style": st},
-                             swg.name: {"simd": pe * vv.cin, "parallel": False}})
+                opts.append({vv.name: {"pe": pe, "simd": simd, "mem_style": st},
+                             swg.name: {"simd": swg.simd, "parallel": par}})
                 cyc.append(max(vv.cycles(), swg.cycles()))
                 res.append(base + np.asarray(_vec(vv.resources(st))))
     finally:
-        vv.pe, vv.mem_style, swg.simd, swg.parallel = old
+        vv.pe, vv.simd, vv.mem_style, swg.simd, swg.parallel = old
     return Unit([swg, vv], opts, cyc, res)
 
 

@@ -222,7 +222,7 @@ def folding_config(design) -> dict:
             layers[layer.name] = {"PE": layer.pe, "SIMD": layer.simd,
                                   "mem_style": layer.mem_style or layer.default_mem_style()}
         elif isinstance(layer, VVAU):
-            layers[layer.name] = {"PE": layer.pe,
+            layers[layer.name] = {"PE": layer.pe, "SIMD": layer.simd,
                                   "mem_style": layer.mem_style or layer.default_mem_style()}
         elif isinstance(layer, SlidingWindow):
             layers[layer.name] = {"SIMD": layer.simd, "parallel": bool(layer.parallel)}

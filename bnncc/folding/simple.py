@@ -45,6 +45,7 @@ def fold_simple(design, target_cycles: int = 1 << 15):
             else:
                 _fold_mvau(layer, target_cycles, layer.mw)
         elif isinstance(layer, VVAU):
+            layer.simd = 1
             layer.pe = next(p for p in layer.legal_pe()
                             if layer.pixels * (layer.groups // p) * layer.k <= target_cycles
                             or p == layer.groups)

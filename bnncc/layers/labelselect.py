@@ -56,10 +56,19 @@ class LabelSelect(Layer):
     def held_words(self) -> int:
         return self.labels // self.pe + 2
 
+    def tree_levels(self) -> list[int]:
+        """Lists per level of the registered merge tree of templates/rtl/labelselect.v.j2:
+        level k merges pairs of level k-1, from PE lane lists down to one."""
+        out, n = [], self.pe
+        while n > 1:
+            n = -(-n // 2)
+            out.append(n)
+        return out
+
     def pipeline_latency(self) -> int:
-        """templates/rtl/labelselect.v.j2 registers the sorted indices once after the last
-        input word (`oi`), then emits them."""
-        return 1
+        """templates/rtl/labelselect.v.j2: the merge tree's registers, then the sorted
+        indices once after the last input word (`oi`), then it emits them."""
+        return len(self.tree_levels()) + 1
 
     def fill_drain(self) -> tuple[int, int]:
         """Every label before the first index; then the k indices."""

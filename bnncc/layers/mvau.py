@@ -19,6 +19,7 @@ from ..datatypes import DataType
 from ..ir import Layer
 from .bits import Packed, pack_bits, unpacked
 from .border import Border
+from .matrix import WeightMatrix
 from .thresholding import apply_thresholds
 
 
@@ -58,7 +59,7 @@ def int_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class MVAU(Layer):
+class MVAU(WeightMatrix, Layer):
     weights: np.ndarray = None      # (MH, MW) int64 values (bipolar stored as -1/+1)
     wdt: DataType = None
     binary: bool = False            # XNOR-popcount mode
@@ -76,19 +77,6 @@ class MVAU(Layer):
     mem_style: str = None           # weight memory: "block" (BRAM), "lut", "uram"; None = auto
     border: Border = None           # zero padding over bipolar input: per-class corrections
     kind = "MVAU"
-
-    @property
-    def mh(self) -> int:
-        return self.weights.shape[0]
-
-    @property
-    def mw(self) -> int:
-        return self.weights.shape[1]
-
-    @property
-    def pixels(self) -> int:
-        """Output vectors per frame: 1 for a fully connected layer, OH*OW for a conv."""
-        return int(np.prod(self.in_shape[:-1])) if len(self.in_shape) > 1 else 1
 
     def accumulate(self, x) -> np.ndarray:
         lead = x.shape[:-1]

@@ -112,8 +112,8 @@ class AddStreams(Layer):
 
     def describe(self) -> dict:
         ka, kb = (list(k) if self.per_channel else k for k in (self.ka, self.kb))
-        live = {"operand_channels": [self.operand_channels(i) for i in (0, 1)]} \
-            if self.masked else {}
+        live = {"operand_channels": [self.operand_channels(i) for i in (0, 1)],
+                "pe_divides": self.pe_channels()} if self.masked else {}
         return {"ka": ka, "kb": kb, "idt_b": str(self.idt_b), **live, **_removed(self)}
 
     def cycles(self) -> int:

@@ -82,7 +82,7 @@ class Thresholding(Layer):
         pe, nt = self.pe, int(self.thresholds.shape[1])
         nf = self.channels // pe
         tw = self.rtl_tw()
-        fifo = fifo_resources(pe * self.odt.bits, 2)
+        fifo = fifo_resources(pe * self.odt.bits, self.out_fifo_depth())
         rom = pe * (nt * tw + 1) * (min(1.0, ubits(nf - 1) / 6) if nf <= 64 else nf / 64) \
             if nf > 1 else 0
         # ... and per lane the count of the NT compare bits (an NT-input adder to OB bits)
@@ -110,6 +110,23 @@ class Thresholding(Layer):
 
     def fill_drain(self) -> tuple[int, int]:
         return 1, 0
+
+    # templates/rtl/thresholding.v.j2: input / negate, compare, count stages
+    PIPELINE_STAGES = 2
+
+    def pipeline_latency(self) -> int:
+        """Register stages from an input word to the FIFO's read port: the input (and
+        negation) stage, the compare stage, the FIFO write."""
+        return self.PIPELINE_STAGES + 1
+
+    def out_fifo_depth(self) -> int:
+        """Output FIFO (credits) of the template: the words in flight at one per cycle
+        (pipeline, FIFO write, the credit register's delay) plus margin."""
+        return self.PIPELINE_STAGES + 4
+
+    def held_words(self) -> int:
+        """Words in flight in the pipeline and the output FIFO (bnncc.passes.fifos)."""
+        return self.out_fifo_depth()
 
 
 from .cost import coef  # noqa: E402

@@ -25,7 +25,7 @@ def adder_tree(lanes: int, binary: bool, plo: int = 0, phi: int = 1,
         lw, width = 1, ubits
     else:
         lw = max(sbits(plo, phi), sbits(xlo, xhi))
-        width = lambda m: max(lw, sbits(m * plo, m * phi))     # noqa: E731
+        width = lambda m: max(lw, sbits(m * plo, m * phi))
     levels, n, m = [], int(lanes), 1
     while True:
         n, m = -(-n // 2), min(2 * m, int(lanes))

@@ -29,11 +29,12 @@ import numpy as np
 from ..datatypes import DataType
 from ..ir import Layer
 from .bits import unpacked
+from .matrix import WeightMatrix
 from .thresholding import apply_thresholds
 
 
 @dataclass
-class VVAU(Layer):
+class VVAU(WeightMatrix, Layer):
     weights: np.ndarray = None      # (C_out, K * CIN) int64 (bipolar stored as -1/+1)
     wdt: DataType = None
     groups: int = 1
@@ -66,22 +67,9 @@ class VVAU(Layer):
         return self.weights.shape[0] // self.groups
 
     @property
-    def mh(self) -> int:
-        return self.weights.shape[0]
-
-    @property
-    def mw(self) -> int:
-        """Columns of one output channel's weight row (what a binary popcount counts)."""
-        return self.weights.shape[1]
-
-    @property
-    def pixels(self) -> int:
-        return int(np.prod(self.in_shape[:-1]))
-
-    @property
     def in_word(self) -> int:
-        """Elements per input word: PE groups of CIN channels."""
-        return self.pe * self.cin
+        """Elements per input word: SIMD kernel positions of PE groups of CIN channels."""
+        return self.simd * self.pe * self.cin
 
     @property
     def out_word(self) -> int:
@@ -214,14 +202,15 @@ class VVAU(Layer):
         from .cost import fifo_resources, ubits
         style = style or self.mem_style or self.default_mem_style()
         pe, gf = self.pe, self.groups // self.pe
-        lanes = pe * self.cout * self.cin
+        kf = self.k // self.simd
+        lanes = pe * self.cout * self.cin * self.simd
         rows = pe * self.cout
         xb, wb, ob = self.idt.bits, self.wdt.bits, self.odt.bits
         dw, accw = self.rtl_widths()
         nt = 0 if self.thresholds is None else int(self.thresholds.shape[1])
-        depth = gf * self.k
+        depth = gf * kf
         wbits = lanes * wb
-        ctr = ubits(gf - 1) + ubits(self.k - 1) + ubits(depth - 1)
+        ctr = ubits(gf - 1) + ubits(kf - 1) + ubits(depth - 1)
         binary = 1 if self.binary else 0
         addsub = 0 if binary else int(self.wdt.is_bipolar or self.idt.is_bipolar)
         dsp = self.dsp_count() > 0
@@ -231,12 +220,41 @@ class VVAU(Layer):
             (1 - binary - addsub) * lanes * xa * wa * (not dsp)
         rom = wbits * (-(-depth // 64)) if (style == "lut" and depth > 1) else 0
         trom = rows * nt * accw * max(1.0, gf / 64) if (nt and gf > 1) else 0
-        fifo = fifo_resources(rows * ob, 8)
+        fifo = fifo_resources(rows * ob, self.out_fifo_depth())
         lut = [binary * lanes, arith, rows * accw * (1 + nt), rom + trom, fifo["LUT"] + ctr + 1]
         wreg = wbits * (style == "lut" and depth > 1)
-        ff = [(pe * self.cin * xb + wreg + rows * dw) * (not dsp),
-              rows * accw * (not dsp) + rows * nt * accw * (gf > 1), ctr * 3 + fifo["FF"] + 9]
+        ff = [(self.simd * pe * self.cin * xb + wreg + rows * dw) * (not dsp),
+              rows * accw * (not dsp) + rows * nt * accw * (gf > 1), ctr * 3 + fifo["FF"] + 9,
+              # structural, one FF per bit: the adder-tree levels below the last and the
+              # registered threshold compares
+              self.pipeline_ff() + rows * nt]
         return lut, ff
+
+    def weight_words(self) -> np.ndarray:
+        """(G/PE * K/SIMD, PE * COUT * SIMD * CIN) encoded weights, one ROM word per row
+        (field r * SIMD * CIN + s * CIN + ci lowest first), as the RTL stores them."""
+        from ..streams import encode
+        tiles = encode(self.weight_tiles(), self.wdt)          # (PE, depth, COUT*SIMD*CIN)
+        return tiles.transpose(1, 0, 2).reshape(tiles.shape[1], -1)
+
+    def weight_image(self) -> np.ndarray:
+        """(ROM words, word bits) 0/1 bits of the weight ROM."""
+        words = self.weight_words().astype(np.int64)
+        bits = (words[:, :, None] >> np.arange(self.wdt.bits)) & 1
+        return bits.reshape(words.shape[0], -1).astype(np.uint8)
+
+    def live_weight_bits(self) -> int:
+        """Bit columns of the weight ROM that are not the same in every word. Yosys drops
+        the constant ones before it maps the ROM to block RAM, which matters for shallow
+        ROMs (a few words: PE close to G, K = 1): a 4 x 40 ROM with 8 constant columns
+        fits one RAMB18 (36 bits wide), not two."""
+        key = (id(self.weights), self.pe, self.simd)
+        cache = self.__dict__.get("_live_cache")
+        if cache is None or cache[0] != key:
+            img = self.weight_image()
+            cache = (key, int((img != img[:1]).any(0).sum()) if img.size else 0)
+            self.__dict__["_live_cache"] = cache
+        return cache[1]
 
     def resources(self, mem_style: str | None = None) -> dict:
         """LUT / FF / BRAM18 / DSP of templates/rtl/vvau.v.j2 at the current PE."""
@@ -244,11 +262,11 @@ class VVAU(Layer):
         style = mem_style or self.mem_style or self.default_mem_style()
         fl, ff = self.features(style)
         kl, kf = coef("VVAU")
-        depth = (self.groups // self.pe) * self.k
-        wbits = self.pe * self.cout * self.cin * self.wdt.bits
+        kf = kf + [1.0] * (len(ff) - len(kf))    # structural features not (yet) fitted
+        depth = (self.groups // self.pe) * (self.k // self.simd)
         return res(LUT=sum(c * f for c, f in zip(kl, fl)), FF=sum(c * f for c, f in zip(kf, ff)),
                    DSP=self.dsp_count(),
-                   BRAM18=bram18(wbits, depth) if style == "block" else 0)
+                   BRAM18=bram18(self.live_weight_bits(), depth) if style == "block" else 0)
 
     def dsp_count(self) -> int:
         """Multiplies Yosys maps to DSP48: a product at least 9 bits wide, where the

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arith import ftype
+
 MONOTONE_UP = ("add", "sub", "relu", "clip")
 
 
@@ -26,7 +28,7 @@ class ChainOp:
 
 
 def _bn(x, gamma, beta, mean, var, eps):
-    f32 = np.float32
+    f32 = ftype()
     inv_std = f32(1) / np.sqrt(var.astype(f32) + f32(eps))
     scale = (gamma.astype(f32) * inv_std).astype(f32)
     bias = (beta.astype(f32) - mean.astype(f32) * scale).astype(f32)
@@ -34,7 +36,7 @@ def _bn(x, gamma, beta, mean, var, eps):
 
 
 def eval_op(op: ChainOp, x: np.ndarray) -> np.ndarray:
-    f32 = np.float32
+    f32 = ftype()
     p = op.params
     if op.op == "affine":  # exact integer -> real, rounded once to float32
         return (x.astype(np.float64) * p[0] + p[1]).astype(f32)
@@ -62,7 +64,7 @@ def eval_chain(chain: list[ChainOp], x: np.ndarray) -> np.ndarray:
     y = x
     for op in chain:
         y = eval_op(op, y)
-    return np.asarray(y, np.float32) if chain else y
+    return np.asarray(y, ftype()) if chain else y
 
 
 def direction(chain: list[ChainOp]) -> np.ndarray:

@@ -145,10 +145,12 @@ def _apply_streams(design, drop: dict, why: dict) -> None:
         if len(chans) > consts:
             _note(layer, f"{tag}_unread_channels", len(chans) - consts)
         for r in design.graph.successors(name):
-            _shrink_window(design, r, [c for c in chans], layer)
+            _shrink_window(design, r, chans)
 
 
-def _shrink_window(design, reader: str, chans: list, producer=None) -> None:
+def _shrink_window(design, reader: str, chans: list) -> None:
+    """A sliding window reading a stream that lost `chans` loses them too (and the
+    border classes of its MVAU count the channels left)."""
     s = design.layer(reader)
     if not isinstance(s, SlidingWindow):
         return
