@@ -303,3 +303,17 @@ def test_inspect_json_reports_removals_through_an_add(tmp_path, capsys):
     mv = [l for l in layers if l["kind"] == "MVAU"]
     assert [l["removed"].get("constant_channels", 0) for l in mv] == [2, 2, 2, 0]
     assert [l["removed"].get("unread_channels", 0) for l in mv] == [0, 1, 1, 0]
+
+
+def test_onnx_level_of_the_per_channel_form_says_why(tmp_path, capsys):
+    """qonnx's executor cannot run per-channel bit widths: `cosim --levels onnx` on that form
+    is one line naming the Quant (exit 2), and the grouped form runs at the onnx level."""
+    from bnncc.cli import main
+    x = np.load(SCN / "scn_mlp.refs.npz")["inputs"][:2]
+    np.save(tmp_path / "x.npy", x)
+    rc = main(["cosim", str(SCN / "scn_mlp_tensor.onnx"), "-i", str(tmp_path / "x.npy"),
+               "--levels", "onnx,golden"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "(Quant)" in err[0] and "per-channel bit widths" in err[0]
+    assert main(["cosim", str(SCN / "scn_mlp_grouped.onnx"), "-i", str(tmp_path / "x.npy"),
+                 "--levels", "onnx,golden"]) == 0

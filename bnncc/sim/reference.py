@@ -40,6 +40,8 @@ def run_original(path: str, x: np.ndarray) -> np.ndarray:
                          file=path) from None
     custom = sorted({n.domain for n in model.graph.node if n.domain not in ORT_DOMAINS})
     x = np.asarray(x, dtype=np.float32)
+    if custom:
+        _check_qonnx_can_run(model, path)
     try:
         if custom:
             return _run_qonnx(model, x)
@@ -50,6 +52,18 @@ def run_original(path: str, x: np.ndarray) -> np.ndarray:
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise BnnccError(f"the reference executor failed on the original model: {msg}",
                          file=path) from None
+
+
+def _check_qonnx_can_run(model: onnx.ModelProto, path: str) -> None:
+    """qonnx's executor (1.0) cannot run a Quant with a per-channel bit width tensor: its
+    int_quant tests `bitwidth == 1` as a scalar. Say so by node instead of its NumPy error."""
+    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Quant" and len(n.input) > 3 and sizes.get(n.input[3], 1) > 1:
+            raise BnnccError("qonnx's executor cannot run a Quant with per-channel bit widths, "
+                             "so the onnx level is not available for this form (use the grouped "
+                             "form, one Quant per width, or leave out the onnx level)",
+                             file=path, node=n.name, op=n.op_type)
 
 
 def _run_ort(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
