@@ -35,14 +35,14 @@ def load(model_path: str, input_type: str | None = None, input_scale: float = 1.
 
 
 def load_model(path: str, input_type: str | None = None, input_scale: float = 1.0,
-               prune: str = "auto") -> "Model":
+               prune: str = "auto", exact: bool = False) -> "Model":
     """ONNX file -> Model (`bnncc.load`). `prune`: "auto" removes the channels that
     carry no information in self-compressing networks, "on" in every network, "off"
-    never (bnncc.passes.prune)."""
+    never (bnncc.passes.prune). `exact`: as for `load`."""
     if prune not in ("auto", "on", "off"):
         raise BnnccError(f"prune must be auto, on or off, got {prune!r}")
     with progress.task("loading and lowering the model"):
-        return Model(str(path), import_model(str(path), input_type, input_scale, prune))
+        return Model(str(path), load(str(path), input_type, input_scale, prune, exact))
 
 
 class Model:

@@ -64,7 +64,8 @@ def _scale(text: str) -> float:
 
 def _model(a):
     from . import api          # imported once progress reporting runs (onnx is slow to import)
-    return api.load_model(a.model, a.input_type, a.input_scale, getattr(a, "prune", "auto"))
+    return api.load_model(a.model, a.input_type, a.input_scale, getattr(a, "prune", "auto"),
+                          getattr(a, "arithmetic", "float32") == "exact")
 
 
 def _not_an_input(out: str, *inputs: str) -> None:
@@ -409,6 +410,11 @@ def _input_args(s) -> None:
                         "from the hardware, folding their constants into the readers: "
                         "auto (default) in self-compressing networks (per-channel bit "
                         "widths or all-zero weight channels), on for every network, off")
+    s.add_argument("--arithmetic", choices=("float32", "exact"), default="float32",
+                   help="how the model's float ops fold into integer thresholds: float32 "
+                        "(default) as onnxruntime and qonnx compute them, or exact (real "
+                        "arithmetic), for models with arbitrary float scales where float32 "
+                        "executors disagree with each other at rounding ties")
 
 
 def _board_args(s) -> None:

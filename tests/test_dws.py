@@ -102,7 +102,7 @@ def test_uneven_groups_refused(cli, tmp_path):
 
 
 @pytest.mark.parametrize("case", DWS, ids=[c["name"] for c in DWS])
-def test_exact_arithmetic_golden_equals_exact_reference(case):
+def test_exact_arithmetic_golden_equals_exact_reference(case, cli, tmp_path, monkeypatch):
     """bnncc's real-arithmetic folding (api.load(exact=True), bnncc.arith) against the
     float64 reference executor whose roundings are all checked to be decided: the same
     output integers on the fixture's inputs (ProxylessNAS, where float32 references
@@ -117,6 +117,13 @@ def test_exact_arithmetic_golden_equals_exact_reference(case):
     step = np.min(np.diff(np.unique(want)))           # one output quantization step
     assert np.max(np.abs(y - want)) < 1e-3 * step
     assert len(np.unique(want)) > 4
+    np.save(tmp_path / "x.npy", x)                    # the CLI's --arithmetic exact: the same
+    seen, load = [], api.load                         # (and it reaches the folding)
+    monkeypatch.setattr(api, "load", lambda *a: seen.append(a[-1]) or load(*a))
+    rc, _, err = cli("run", path, "-i", tmp_path / "x.npy", "-o", tmp_path / "y.npy",
+                     "--arithmetic", "exact")
+    assert rc == 0, err
+    assert np.array_equal(np.load(tmp_path / "y.npy").reshape(y.shape), y) and seen == [True]
 
 
 def test_exact_reference_refuses_an_undecided_rounding(tmp_path):
