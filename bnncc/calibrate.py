@@ -336,6 +336,17 @@ def markdown(train: list[dict], held: list[dict], family: str) -> str:
         "handful of TRAIN points and a branch of `heldout_point`, then run "
         "`python -m bnncc.calibrate --fit --save-cells`.",
         "",
+        "Structural terms (counted from the templates, not fitted away): a ROM in logic "
+        "deeper than 64 words is a LUT6 per bit per 64 words plus the mux tree selecting "
+        "among them (`cost.mux_luts`: a tree of 4:1 LUT6 muxes), the same for width-"
+        "converter slices and Concat inputs; the binary MVAU's carry-save popcount counts "
+        "its full adders (`popcount.full_adders`) and the DW-bit final add per PE; the "
+        "adder-tree / carry-save pipeline registers are stages x width (`MVAU.pipeline_ff`, "
+        "coefficient 1); a 2-word FIFO of at most 12 bits is stored in flip-flops, wider in "
+        "RAM32M, as Yosys maps them (`cost.fifo_storage`); pools' row buffers go to block "
+        "RAM where Yosys finds that cheaper; per-channel residual adds put their factor "
+        "multiplies on DSP48s when the sum is 9 bits or wider.",
+        "",
         "URAM: Yosys maps only zero-initialized memories to URAM and the RTL keeps URAM-style "
         "weights in block RAM, so URAM counts are analytic (72 bits x 4096 words per URAM); "
         "URAM-style held-out points are compared on LUT and FF, and on BRAM18 against the "

@@ -20,9 +20,10 @@ from bnncc.layers.cost import count_cells
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "calibration.md"
 
-# The full sweeps synthesize about 170 layers with Yosys (an hour on 2 cores when the
-# committed cells do not cover the RTL) and the held-out criteria are not met by the
-# current model (docs/calibration.md): they run with BNNCC_CALIBRATION=1, e.g.
+# The sweeps cover 225 layers (153 training, 72 held out); with the committed cells they run without Yosys (a
+# point whose RTL changed is synthesized: an hour or more on 2 shared cores when many
+# changed). The held-out criteria are not all met yet (docs/calibration.md), so they run
+# with BNNCC_CALIBRATION=1, e.g.
 #   BNNCC_CALIBRATION=1 python -m pytest -p no:xdist hw_tests/test_calibration.py
 sweep = pytest.mark.skipif(not os.environ.get("BNNCC_CALIBRATION"),
                            reason="Yosys sweeps: set BNNCC_CALIBRATION=1")
@@ -76,7 +77,7 @@ def test_heldout_bram_dsp_exact(held):
 @sweep
 def test_train_bram_dsp_exact(train):
     bad = [(r["point"], r["yosys"], r["model"]) for r in train
-           if not r["bram_exact"] or not r["dsp_exact"]]
+           if not (r["bram_exact"] or r["spec"].get("style") == "uram") or not r["dsp_exact"]]
     assert not bad, bad
 
 

@@ -211,10 +211,10 @@ FF_FIFO_BITS = 12
 
 
 def fifo_storage(w: int, depth: int) -> tuple[float, int]:
-    """(LUTs, FFs) of a bnncc_fifo's storage as Yosys maps it: flip-flops for a narrow
-    2-word FIFO, none for block RAM, else LUT RAM (asynchronous read)."""
-    if depth <= 2 and w <= FF_FIFO_BITS:
-        return 0.0, w * depth
+    """(LUTs, FFs) of a bnncc_fifo's storage as Yosys maps it: flip-flops and their read
+    mux for a narrow 2-word FIFO, none for block RAM, else LUT RAM (asynchronous read)."""
+    if depth <= 2 and w <= FF_FIFO_BITS:        # and a read mux per bit
+        return float(w * mux_luts(depth)), w * depth
     if fifo_bram(w, depth):
         return 0.0, 0
     return lutram_sdp(w, depth), 0
@@ -230,7 +230,8 @@ def fifo_features(w: int, depth: int) -> tuple[list, list]:
 
 def fifo_floor(w: int, depth: int) -> int:
     """A FIFO's LUT RAM storage cells (none when in block RAM or flip-flops)."""
-    return int(fifo_storage(w, depth)[0])
+    lut, ff = fifo_storage(w, depth)
+    return 0 if ff else int(lut)
 
 
 def fifo_resources(w: int, depth: int) -> dict:

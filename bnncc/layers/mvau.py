@@ -266,7 +266,8 @@ class MVAU(WeightMatrix, Layer):
     def features(self, style: str) -> tuple[list, list]:
         """(LUT features, FF features) of the RTL at the current folding: structural
         quantities whose weights (MVAU_LUT, MVAU_FF) were fitted to Yosys."""
-        from .cost import fifo_resources, lutram_sp, ubits
+        from .cost import fifo_resources, lutram_sp, mux_luts, ubits
+        from .popcount import full_adders
         pe, simd = self.pe, self.simd
         nf, sf = self.mh // pe, self.mw // simd
         xb, wb, ob = self.idt.bits, self.wdt.bits, self.odt.bits
@@ -276,35 +277,48 @@ class MVAU(WeightMatrix, Layer):
         wbits = lanes * wb
         ctr = ubits(nf - 1) + ubits(sf - 1) + ubits(depth - 1)
         binary = 1 if self.binary else 0
-        addsub = 0 if self.binary else (1 if (self.wdt.is_bipolar or self.idt.is_bipolar) else 0)
+        # add/sub lanes only where the weights are bipolar (templates/rtl/mvau.v.j2 w_mode)
+        addsub = 0 if self.binary else int(self.wdt.is_bipolar)
         mul = 1 - binary - addsub
         var = depth > 1                       # weights change from cycle to cycle
         lut_rom = style == "lut" and var
         wrom_small = wbits * (depth <= 64) * lut_rom
-        wrom_big = wbits * (depth / 64) * (depth > 64) * lut_rom
+        # a ROM in logic deeper than 64 words: a LUT6 per bit per 64 words and the mux tree
+        # that selects among them (cost.mux_luts)
+        blocks = -(-depth // 64)
+        wrom_big = wbits * (blocks + mux_luts(blocks)) * (depth > 64) * lut_rom
         chunks = -(-depth // 512)
         bram_mux = wbits * chunks * (style != "lut" and chunks > 1)
-        trom = pe * nt * accw * max(1.0, nf / 64) if (nt and nf > 1) else 0
+        tb = -(-nf // 64)
+        trom = pe * nt * accw * (tb + mux_luts(tb)) if (nt and nf > 1) else 0
         ibuf = lutram_sp(iw, sf) if nf > 1 else 0
         fifo = fifo_resources(pe * ob, 8)     # templates/rtl/mvau.v.j2 FD
         elem = xb if self.wdt.is_bipolar else wb + 1
-        lg = np.log2(2 * simd)
         wrom_small = wrom_small * min(1.0, ubits(depth - 1) / 6)
         dsp = self.dsp_count() > 0
-        lut = [binary * lanes * var, binary * lanes * lg, pe * dw,
-               addsub * lanes * elem, (1 - binary) * lanes * dw,
+        # binary: XNOR lanes and the carry-save popcount (bnncc/layers/popcount.py), its
+        # full adders per PE, then the DW-bit carry-propagate add (pe * dw)
+        fas = pe * full_adders(simd, ubits(simd)) if self.binary else 0
+        # the integer adder tree; on DSP48s its first level is the DSP's post-adder, so the
+        # tree of a DSP-mapped layer is its own term (last)
+        tree = (1 - binary) * lanes * dw
+        lut = [binary * lanes * var, fas, pe * dw,
+               addsub * lanes * elem, tree * (not dsp),
                mul * lanes * (np.prod(self.mul_widths()) * (not dsp) + 4 * dsp),
                pe * accw, pe * nt * accw,
                wrom_small, wrom_big, bram_mux, trom, ibuf + fifo["LUT"] + iw * (nf > 1) + ctr,
-               1.0]
+               1.0, tree * dsp]
+        levels = self.rtl_tree()[1]
+        absorbed = pe * levels[0][0] * levels[0][1] if dsp and len(levels) > 1 else 0
         # Yosys absorbs the registers after the weight / threshold ROMs into the read
         # ports (BRAM output register, or an address register for a ROM in logic)
         ff = [iw * (2 if nf > 1 else 1), pe * (dw - binary), pe * accw,
               ctr * 3 + fifo["FF"] + 9, wbits * lut_rom * (4 < depth <= 64),
               pe * nt * accw * (nf > 1),
               # structural, not fitted: the adder-tree pipeline registers (levels x width)
-              # and the registered threshold compares, one FF per bit
-              self.pipeline_ff() + pe * nt]
+              # and the registered threshold compares, one FF per bit; a DSP48 holds the
+              # first level's sums in its P register
+              self.pipeline_ff() - absorbed + pe * nt]
         return lut, ff
 
     def lut_floor(self, style: str) -> int:
@@ -364,8 +378,9 @@ class MVAU(WeightMatrix, Layer):
         return rom + 2 * ctr + addr, ctr + addr + bits
 
     def dsp_count(self) -> int:
-        """Multiplies Yosys maps to DSP48: none for bipolar (add/sub) lanes."""
-        if self.binary or self.wdt.is_bipolar or self.idt.is_bipolar:
+        """Multiplies Yosys maps to DSP48: none for bipolar-weight (add/sub) lanes; a
+        bipolar input times integer weights is a multiply in the RTL (xv = +-1, 2 bits)."""
+        if self.binary or self.wdt.is_bipolar:
             return 0
         xa, wa = self.mul_widths()
         # Yosys maps a multiply to a DSP48 when its product is at least 9 bits wide
@@ -374,8 +389,8 @@ class MVAU(WeightMatrix, Layer):
     def mul_widths(self) -> tuple[int, int]:
         """Signed operand widths of the RTL's multiplies after Yosys drops redundant
         sign bits (an unsigned n-bit value needs n + 1)."""
-        xa = self.idt.bits + (0 if self.idt.signed else 1)
-        wa = self.wdt.bits + (0 if self.wdt.signed else 1)
+        xa = 2 if self.idt.is_bipolar else self.idt.bits + (0 if self.idt.signed else 1)
+        wa = 2 if self.wdt.is_bipolar else self.wdt.bits + (0 if self.wdt.signed else 1)
         return xa, wa
 
     def out_fifo_depth(self) -> int:

@@ -37,6 +37,11 @@ def levels(simd: int, dw: int) -> list[list[int]]:
     return out
 
 
+def full_adders(simd: int, dw: int) -> int:
+    """Full adders per PE of the tree (the resource model's count of its logic)."""
+    return sum(c // 3 for cols in levels(simd, dw)[:-1] for c in cols)
+
+
 def plan(simd: int, dw: int) -> dict:
     """stages: per register stage of full adders, (adder levels in it, bits per PE it
     registers); then the carry-propagate stage of DW bits. The pipeline has

@@ -90,7 +90,9 @@ class Thresholding(Layer):
                pe * tw * (self.negate is not None), rom, fifo["LUT"] + 2 * ubits(nf - 1), 1.0,
                pe * (nt - 1) * self.odt.bits]
         # Yosys turns the channel counter + ROM into a registered ROM output when deep
-        ff = [ubits(nf - 1) + fifo["FF"], pe * (nt * tw + 1) * (nf >= 8), pe * (nf > 1)]
+        # and the pipeline: the (negated) input register and the registered compares
+        ff = [ubits(nf - 1) + fifo["FF"], pe * (nt * tw + 1) * (nf >= 8), pe * (nf > 1),
+              pe * tw + pe * nt]
         return lut, ff
 
     def lut_floor(self, style=None) -> int:
