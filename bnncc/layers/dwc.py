@@ -27,6 +27,15 @@ class WidthConverter(Layer):
         return int(np.prod(self.in_shape))
 
     def cycles(self) -> int:
+        """One word of gcd(IN, OUT) elements per cycle: where neither word size divides the
+        other, the RTL (templates/rtl/dwc.v.j2 via backends.rtl._dwc_stages) splits to the
+        gcd and gathers again; otherwise gcd = min(IN, OUT), the narrower side's words."""
+        from math import gcd
+        return self.elems // gcd(self.in_elems, self.out_elems)
+
+    def hls_cycles(self) -> int:
+        """The HLS converter's loop: max(IN, OUT) word iterations per group of
+        lcm(IN, OUT) elements, i.e. one per narrower-side word (never more than cycles())."""
         return self.elems // min(self.in_elems, self.out_elems)
 
     # ------------------------------------------------------------------ resource model

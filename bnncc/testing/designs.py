@@ -145,3 +145,21 @@ def flip_threshold(design: Design, layer: str, channel: int = 0) -> Design:
     tdt = bad.layer(layer).tdt
     t[channel, 0] = tdt.min if t[channel, 0] - tdt.min > tdt.max - t[channel, 0] else tdt.max
     return bad
+
+
+def fold_fastest(design, boards=("pynq-z2", "zcu104")):
+    """--max-fps on the first of `boards` the design fits (a small board first, so most
+    fixtures get a mid-size folding; 8-bit requantizing nets need the larger one).
+    Returns the board used."""
+    from ..boards import get_board
+    from ..errors import BnnccError
+    from ..folding import fold_max_fps
+    for name in boards:
+        b = get_board(name)
+        try:
+            fold_max_fps(design, b, b.clock_mhz)
+            return b
+        except BnnccError:
+            if name == boards[-1]:
+                raise
+    raise AssertionError("unreachable")
