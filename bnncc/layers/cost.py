@@ -194,6 +194,13 @@ def lutram_sdp(width: int, depth: int) -> float:
     return width * (4 * n / 3 + n / 2)
 
 
+def buffer_lut_floor(shape: tuple[int, int, str]) -> int:
+    """The LUT RAM cells of a (width, depth, style) buffer outside block RAM: the physical
+    floor of a layer whose buffer may sit in either (windows, reorder buffers)."""
+    width, depth, style = shape
+    return 0 if style == "block" else int(lutram_sdp(width, depth))
+
+
 def fifo_bram(w: int, depth: int) -> int:
     """BRAM18 of a FIFO's storage: Yosys picks block RAM when the LUT RAM would cost more
     (its costs: 8 per RAM32M / RAM64M, 129 per RAMB18)."""

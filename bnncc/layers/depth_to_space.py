@@ -128,9 +128,8 @@ class DepthToSpace(Layer):
 
     def lut_floor(self, style=None) -> int:
         """The buffer's LUT RAM cells when it is not in block RAM (the physical floor)."""
-        from .cost import lutram_sdp
-        width, depth, st = self.buffer_shape()
-        return 0 if st == "block" else int(lutram_sdp(width, depth))
+        from .cost import buffer_lut_floor
+        return buffer_lut_floor(self.buffer_shape())
 
     def resources(self, mem_style: str | None = None) -> dict:
         from .cost import res

@@ -157,9 +157,8 @@ class SlidingWindow(Layer):
 
     def lut_floor(self, style=None) -> int:
         """The line buffer's LUT RAM cells when it is not in block RAM."""
-        from .cost import lutram_sdp
-        width, depth, st = self.buffer_shape()
-        return 0 if st == "block" else int(lutram_sdp(width, depth))
+        from .cost import buffer_lut_floor
+        return buffer_lut_floor(self.buffer_shape())
 
     def resources(self, mem_style: str | None = None) -> dict:
         """templates/rtl/swg.v.j2: circular line buffer of NR rows (BRAM or LUT RAM with
