@@ -161,7 +161,6 @@ def train(torch, net, x, y, epochs, gamma):
 def export(net, in_shape, name: str, form: str):
     """The trained network as QONNX (integer b_c, e_c; the float graph the QONNX ops
     compute is the network's own forward pass)."""
-    import onnx
     from onnx import TensorProto, helper
     from bnncc.testing.scn import QONNX, ScnGraph
     G = ScnGraph(form)
