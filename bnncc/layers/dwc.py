@@ -4,6 +4,7 @@ consumer's input word hold different numbers of elements. Values pass unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import gcd
 
 import numpy as np
 
@@ -30,7 +31,6 @@ class WidthConverter(Layer):
         """One word of gcd(IN, OUT) elements per cycle: where neither word size divides the
         other, the RTL (templates/rtl/dwc.v.j2 via backends.rtl._dwc_stages) splits to the
         gcd and gathers again; otherwise gcd = min(IN, OUT), the narrower side's words."""
-        from math import gcd
         return self.elems // gcd(self.in_elems, self.out_elems)
 
     def hls_cycles(self) -> int:
@@ -43,7 +43,6 @@ class WidthConverter(Layer):
         """templates/rtl/dwc.v.j2: gather (IN_E | OUT_E) fills an output word, split
         (OUT_E | IN_E) selects slices of a held input word; neither divides: split to
         the gcd, then gather."""
-        from math import gcd
         from .cost import add
         eb, ie, oe = self.idt.bits, self.in_elems, self.out_elems
         if ie % oe and oe % ie:
